@@ -1,0 +1,54 @@
+# callscope: `make run` starts the service, `make test` runs every check. Both install first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run serve migrate test pytest lint fmt type check bench lock clean
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "callscope needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install  ## everything in one process; embedded PostgreSQL unless CALLSCOPE_DATABASE_URL is set
+	$(BIN)/callscope run
+
+serve: install
+	$(BIN)/callscope serve
+
+migrate: install
+	$(BIN)/callscope migrate
+
+test: lint type pytest  ## static checks, then the whole test suite
+
+pytest: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+type: install
+	$(BIN)/mypy
+
+check: test
+
+bench: install  ## ingest benchmark: callscope vs a bare endpoint (needs wrk)
+	$(BIN)/python benchmarks/ingest.py
+
+lock: install
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^callscope' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

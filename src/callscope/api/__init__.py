@@ -1,0 +1,1 @@
+"""HTTP edge: parsing, status codes, auth; no SQL and no business rules."""

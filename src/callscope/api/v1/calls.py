@@ -1,0 +1,97 @@
+"""Call routes: complete (ingest token), list, read and history (supervisor token)."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from callscope.api.deps import CallServiceDep, require_ingest, require_supervisor
+from callscope.calls.schemas import (
+    CallEventListOut,
+    CallEventOut,
+    CallIdPath,
+    CallListOut,
+    CallOut,
+    CompleteIn,
+)
+from callscope.calls.service import CallListQuery
+from callscope.calls.states import CallState
+
+router = APIRouter(tags=["calls"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such call."}}
+
+
+@router.post(
+    "/calls/{call_id}/complete",
+    summary="End a call",
+    description="IN_PROGRESS → COMPLETED. Idempotent: completing a call that is already past "
+    "IN_PROGRESS returns it unchanged.",
+    dependencies=[require_ingest],
+    responses=_NOT_FOUND,
+)
+async def complete_call(
+    call_id: CallIdPath,
+    calls: CallServiceDep,
+    body: Annotated[CompleteIn | None, Body()] = None,
+) -> CallOut:
+    return await calls.complete(call_id, body.final_sequence if body else None)
+
+
+@router.get(
+    "/calls",
+    summary="List calls, newest first",
+    dependencies=[require_supervisor],
+)
+async def list_calls(
+    calls: CallServiceDep,
+    *,
+    state: Annotated[
+        list[CallState] | None, Query(description="Only calls in these states (repeatable).")
+    ] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Only calls created at or after this time.")
+    ] = None,
+    created_before: Annotated[
+        datetime | None, Query(description="Only calls created before this time.")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500, description="Page size.")] = 50,
+) -> CallListOut:
+    query = CallListQuery(
+        states=state or (),
+        created_after=created_after,
+        created_before=created_before,
+        cursor=cursor,
+        limit=limit,
+    )
+    return await calls.list_calls(query)
+
+
+@router.get(
+    "/calls/{call_id}",
+    summary="One call: state, timestamps and packet statistics",
+    dependencies=[require_supervisor],
+    responses=_NOT_FOUND,
+)
+async def get_call(call_id: CallIdPath, calls: CallServiceDep) -> CallOut:
+    return await calls.get_call(call_id)
+
+
+@router.get(
+    "/calls/{call_id}/events",
+    summary="The call's history of state changes",
+    dependencies=[require_supervisor],
+    responses=_NOT_FOUND,
+)
+async def call_events(
+    call_id: CallIdPath,
+    calls: CallServiceDep,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 200,
+) -> CallEventListOut:
+    rows = await calls.events(call_id, after=after, limit=limit)
+    items = [CallEventOut.model_validate(row, from_attributes=True) for row in rows]
+    return CallEventListOut(items=items, next_after=items[-1].id if len(items) == limit else None)

@@ -1,0 +1,95 @@
+"""create_app(settings): routes, error rendering and the lifespan that owns process resources."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from callscope import __version__
+from callscope.api import health
+from callscope.api.body_limit import BodySizeLimit
+from callscope.api.problems import install_error_handlers
+from callscope.api.v1 import calls, stream
+from callscope.auth.tokens import TokenChecker
+from callscope.calls.service import CallService
+from callscope.calls.sweeper import sweep_idle_calls_forever
+from callscope.db.engine import create_engine, create_ingest_pool, create_session_factory
+from callscope.db.migrate import head_revision
+from callscope.ingest.committer import GroupCommitter
+from callscope.resources import Resources
+from callscope.settings import Settings
+
+DESCRIPTION = """
+callscope stores live call audio packets durably in PostgreSQL, tracks every call through
+IN_PROGRESS → COMPLETED → PROCESSING_AI → ARCHIVED (or FAILED), and answers supervisors.
+
+Authenticate with `Authorization: Bearer <token>`: ingest tokens post packets and complete
+calls; supervisor tokens read calls. Every error is `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app for these settings; `settings.database_url` must be set."""
+    database_url = settings.require_database_url()
+    tokens = TokenChecker(
+        ingest=[t.get_secret_value() for t in settings.ingest_tokens],
+        supervisor=[t.get_secret_value() for t in settings.supervisor_tokens],
+        disabled=settings.auth_disabled,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(database_url, pool_size=settings.db_pool_size)
+        pool = await create_ingest_pool(database_url, size=settings.ingest_flushers)
+        committer = GroupCommitter(
+            pool,
+            batch_max=settings.ingest_batch_max,
+            queue_limit=settings.ingest_queue_limit,
+            flushers=settings.ingest_flushers,
+        )
+        call_service = CallService(create_session_factory(engine))
+        resources = Resources(
+            settings=settings,
+            engine=engine,
+            ingest_pool=pool,
+            committer=committer,
+            calls=call_service,
+            tokens=tokens,
+            head_revision=head_revision(),
+        )
+        app.state.resources = resources
+        committer.start()
+        sweeper = asyncio.create_task(
+            sweep_idle_calls_forever(
+                call_service,
+                idle_seconds=settings.call_idle_timeout,
+                interval=settings.sweep_interval,
+            ),
+            name="idle-sweeper",
+        )
+        try:
+            yield
+        finally:
+            resources.draining = True
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await committer.close()
+            await pool.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="callscope",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(stream.router, prefix="/v1")
+    app.include_router(calls.router, prefix="/v1")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

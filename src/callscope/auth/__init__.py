@@ -1,0 +1,1 @@
+"""Bearer tokens: who may ingest, who may supervise."""

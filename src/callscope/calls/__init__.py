@@ -1,0 +1,1 @@
+"""Calls: state machine, persistence and use-cases."""

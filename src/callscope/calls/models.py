@@ -1,0 +1,87 @@
+"""ORM rows: calls, their packets and their append-only event history."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Double,
+    ForeignKey,
+    Identity,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from callscope.calls.states import CallState
+from callscope.db.base import Base
+
+_STATES = ", ".join(f"'{state}'" for state in CallState)
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_STATES})", name="state_known"),
+        Index("ix_calls_created_at_call_id", text("created_at DESC"), text("call_id DESC")),
+        Index("ix_calls_state_last_packet_at", "state", "last_packet_at"),
+    )
+
+    call_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    last_packet_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    packets_received: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    packets_duplicate: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    packets_late: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    bytes_received: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    max_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    has_sequence_zero: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    final_sequence: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class PacketRow(Base):
+    __tablename__ = "packets"
+
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sent_at: Mapped[float] = mapped_column(Double, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class CallEventRow(Base):
+    __tablename__ = "call_events"
+    __table_args__ = (Index("ix_call_events_call_id_id", "call_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.call_id", ondelete="CASCADE"), nullable=False
+    )
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    from_state: Mapped[str | None] = mapped_column(Text)
+    to_state: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )

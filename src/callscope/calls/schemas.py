@@ -1,0 +1,163 @@
+"""Pydantic request and response models of the v1 HTTP API (their descriptions are the docs)."""
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Path
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+from callscope.calls.states import CallState
+from callscope.ingest.packets import PacketStatus
+
+CALL_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+MAX_SEQUENCE = 2**63 - 1
+
+
+def _decode_base64(value: object) -> bytes:
+    """Strict standard base64: alphabet, padding and canonical trailing bits all checked."""
+    if not isinstance(value, str):
+        raise ValueError("data must be a base64 string")  # noqa: TRY004 - pydantic wants ValueError
+    try:
+        decoded = binascii.a2b_base64(value, strict_mode=True)
+    except binascii.Error as exc:
+        raise ValueError("data is not valid base64") from exc
+    if not decoded:
+        raise ValueError("data must decode to at least one byte")
+    if base64.b64encode(decoded).decode("ascii") != value:
+        raise ValueError("data is not canonical base64")
+    return decoded
+
+
+Base64Audio = Annotated[
+    bytes,
+    BeforeValidator(_decode_base64),
+    WithJsonSchema({"type": "string", "format": "byte", "examples": ["f39/f39/"]}),
+]
+
+CallIdPath = Annotated[
+    str,
+    Path(
+        pattern=CALL_ID_PATTERN,
+        min_length=1,
+        max_length=128,
+        description="The call's id: 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        examples=["CA5f2c9e-0001"],
+    ),
+]
+
+
+class PacketIn(BaseModel):
+    """One audio packet of a live call."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"sequence": 1, "data": "f39/f39/", "timestamp": 1764340000.02}]
+        },
+    )
+
+    sequence: int = Field(
+        ge=0,
+        le=MAX_SEQUENCE,
+        description="Packet number within the call, counting from 1 (0 is accepted too).",
+    )
+    data: Base64Audio = Field(
+        description="The audio payload, standard base64 with padding (strictly validated).",
+    )
+    timestamp: float = Field(
+        ge=0, allow_inf_nan=False, description="When the sender captured it, seconds since epoch."
+    )
+
+
+class PacketAck(BaseModel):
+    """The answer to an ingested packet, sent once it is committed."""
+
+    call_id: str = Field(description="The call the packet belongs to.")
+    sequence: int = Field(description="The packet's sequence number.")
+    status: PacketStatus = Field(
+        description="`accepted`: stored now; `duplicate`: the same packet was already stored."
+    )
+    in_order: bool = Field(
+        description="False when the packet arrived after a higher sequence (late) "
+        "or was a duplicate."
+    )
+    state: CallState = Field(description="The call's state after this packet.")
+    missing: int = Field(description="Packets currently missing in 1..highest sequence.")
+
+
+class CompleteIn(BaseModel):
+    """End of call, as the sender declares it."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"final_sequence": 1500}]}
+    )
+
+    final_sequence: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_SEQUENCE,
+        description="The call's last sequence; packets up to it that never came count as missing.",
+    )
+
+
+class SequenceRange(BaseModel):
+    first: int = Field(description="First missing sequence of the range.")
+    last: int = Field(description="Last missing sequence of the range (inclusive).")
+
+
+class PacketStatsOut(BaseModel):
+    received: int = Field(description="Distinct packets stored.")
+    duplicates: int = Field(description="Repeated packets acknowledged but not stored again.")
+    late: int = Field(description="Packets that arrived after a higher sequence.")
+    missing: int = Field(description="Holes in 1..max(max_sequence, final_sequence).")
+    missing_ranges: list[SequenceRange] = Field(description="The holes, in order.")
+    missing_ranges_truncated: bool = Field(
+        description="True when the call has more holes than listed."
+    )
+    max_sequence: int | None = Field(description="Highest sequence stored.")
+    final_sequence: int | None = Field(description="Last sequence declared at completion.")
+    bytes_received: int = Field(description="Decoded audio bytes stored.")
+
+
+class CallOut(BaseModel):
+    """A call with its packet statistics."""
+
+    call_id: str = Field(description="The call's id.")
+    state: CallState = Field(description="Where the call is in its life cycle.")
+    created_at: datetime = Field(description="When its first packet arrived.")
+    updated_at: datetime = Field(description="Last change to the call.")
+    last_packet_at: datetime = Field(description="When its last packet arrived.")
+    completed_at: datetime | None = Field(description="When it left IN_PROGRESS.")
+    packets: PacketStatsOut = Field(description="Packet accounting.")
+
+
+class CallSummaryOut(BaseModel):
+    call_id: str = Field(description="The call's id.")
+    state: CallState = Field(description="Where the call is in its life cycle.")
+    created_at: datetime = Field(description="When its first packet arrived.")
+    updated_at: datetime = Field(description="Last change to the call.")
+    packets_received: int = Field(description="Distinct packets stored.")
+    packets_missing: int = Field(description="Holes in the sequence so far.")
+
+
+class CallListOut(BaseModel):
+    items: list[CallSummaryOut] = Field(description="Calls, newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
+
+
+class CallEventOut(BaseModel):
+    id: int = Field(description="Monotonically increasing event id.")
+    call_id: str = Field(description="The call's id.")
+    type: str = Field(description="`call.created` or `call.state_changed`.")
+    from_state: CallState | None = Field(description="State before the change.")
+    to_state: CallState | None = Field(description="State after the change.")
+    data: dict[str, Any] = Field(description="Details, e.g. the reason of a completion.")
+    created_at: datetime = Field(description="When the change committed.")
+
+
+class CallEventListOut(BaseModel):
+    items: list[CallEventOut] = Field(description="Events in the order they happened.")
+    next_after: int | None = Field(description="Pass as `after` for more; null at end.")

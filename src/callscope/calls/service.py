@@ -1,0 +1,184 @@
+"""Call use-cases: read a call, list calls, complete one (by request or idle timeout).
+
+Each use-case is one transaction (`_unit_of_work`); state changes lock the call row first
+and append their `call_events` row in the same commit.
+"""
+
+import base64
+import binascii
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callscope.calls.models import CallEventRow, CallRow
+from callscope.calls.repository import CallRepository
+from callscope.calls.schemas import (
+    CallListOut,
+    CallOut,
+    CallSummaryOut,
+    PacketStatsOut,
+    SequenceRange,
+)
+from callscope.calls.states import CallState, IllegalTransition, check_transition
+from callscope.errors import CallNotFound, InvalidCursor, InvalidTransition
+from callscope.ingest.packets import missing_count, missing_ranges
+
+MAX_LISTED_RANGES: Final = 100
+_MAX_RUNS_SCANNED: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CallListQuery:
+    states: Sequence[CallState] = ()
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    cursor: str | None = None
+    limit: int = 50
+
+
+class CallService:
+    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+        self._session_factory = session_factory
+
+    @asynccontextmanager
+    async def _unit_of_work(self) -> AsyncIterator[CallRepository]:
+        """One transaction: committed when the block ends normally, rolled back otherwise."""
+        async with self._session_factory() as session, session.begin():
+            yield CallRepository(session)
+
+    async def get_call(self, call_id: str) -> CallOut:
+        async with self._unit_of_work() as calls:
+            row = await calls.get(call_id)
+            if row is None:
+                raise CallNotFound(f"no call {call_id}")
+            runs = await calls.present_runs(call_id, _MAX_RUNS_SCANNED + 1)
+        return _call_out(row, runs)
+
+    async def list_calls(self, query: CallListQuery) -> CallListOut:
+        after_key = _decode_cursor(query.cursor) if query.cursor else None
+        async with self._unit_of_work() as calls:
+            rows = await calls.list_page(
+                states=query.states,
+                created_after=query.created_after,
+                created_before=query.created_before,
+                after_key=after_key,
+                limit=query.limit + 1,
+            )
+        page = rows[: query.limit]
+        has_more = len(rows) > query.limit
+        return CallListOut(
+            items=[_summary_out(row) for row in page],
+            next_cursor=_encode_cursor(page[-1]) if has_more else None,
+        )
+
+    async def events(self, call_id: str, *, after: int, limit: int) -> Sequence[CallEventRow]:
+        async with self._unit_of_work() as calls:
+            if await calls.get(call_id) is None:
+                raise CallNotFound(f"no call {call_id}")
+            return await calls.events(call_id, after=after, limit=limit)
+
+    async def complete(self, call_id: str, final_sequence: int | None) -> CallOut:
+        """IN_PROGRESS → COMPLETED; a call already past IN_PROGRESS is returned unchanged."""
+        async with self._unit_of_work() as calls:
+            row = await calls.lock(call_id)
+            if row is None:
+                raise CallNotFound(f"no call {call_id}")
+            if row.state == CallState.IN_PROGRESS:
+                if final_sequence is not None:
+                    row.final_sequence = final_sequence
+                _move(calls, row, CallState.COMPLETED, {"reason": "complete_request"})
+        return await self.get_call(call_id)
+
+    async def complete_idle(self, idle_seconds: float, *, limit: int = 500) -> list[str]:
+        """Complete calls without packets for `idle_seconds`; returns their ids."""
+        async with self._unit_of_work() as calls:
+            rows = await calls.lock_idle(idle_seconds, limit)
+            for row in rows:
+                _move(
+                    calls,
+                    row,
+                    CallState.COMPLETED,
+                    {"reason": "idle_timeout", "idle_seconds": idle_seconds},
+                )
+            return [row.call_id for row in rows]
+
+
+def _move(calls: CallRepository, row: CallRow, target: CallState, data: dict[str, Any]) -> None:
+    """Apply one checked transition to a locked row and record it."""
+    current = CallState(row.state)
+    try:
+        check_transition(current, target)
+    except IllegalTransition as exc:
+        raise InvalidTransition(str(exc), from_state=current, to_state=target) from exc
+    row.state = target
+    row.updated_at = func.now()  # SQL, evaluated at flush
+    if current == CallState.IN_PROGRESS:
+        row.completed_at = func.now()
+    calls.append_event(
+        row.call_id, "call.state_changed", from_state=current, to_state=target, data=data
+    )
+
+
+def _call_out(row: CallRow, runs: list[tuple[int, int]]) -> CallOut:
+    expected_last = max(row.max_sequence or 0, row.final_sequence or 0)
+    truncated = len(runs) > _MAX_RUNS_SCANNED
+    scanned_to = runs[_MAX_RUNS_SCANNED - 1][1] if truncated else expected_last
+    holes = missing_ranges(runs[:_MAX_RUNS_SCANNED], scanned_to)
+    return CallOut(
+        call_id=row.call_id,
+        state=CallState(row.state),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_packet_at=row.last_packet_at,
+        completed_at=row.completed_at,
+        packets=PacketStatsOut(
+            received=row.packets_received,
+            duplicates=row.packets_duplicate,
+            late=row.packets_late,
+            missing=missing_count(
+                received=row.packets_received,
+                has_sequence_zero=row.has_sequence_zero,
+                expected_last=expected_last,
+            ),
+            missing_ranges=[
+                SequenceRange(first=first, last=last) for first, last in holes[:MAX_LISTED_RANGES]
+            ],
+            missing_ranges_truncated=truncated or len(holes) > MAX_LISTED_RANGES,
+            max_sequence=row.max_sequence,
+            final_sequence=row.final_sequence,
+            bytes_received=row.bytes_received,
+        ),
+    )
+
+
+def _summary_out(row: CallRow) -> CallSummaryOut:
+    return CallSummaryOut(
+        call_id=row.call_id,
+        state=CallState(row.state),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        packets_received=row.packets_received,
+        packets_missing=missing_count(
+            received=row.packets_received,
+            has_sequence_zero=row.has_sequence_zero,
+            expected_last=max(row.max_sequence or 0, row.final_sequence or 0),
+        ),
+    )
+
+
+def _encode_cursor(row: CallRow) -> str:
+    raw = f"{row.created_at.isoformat()}|{row.call_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created_at, call_id = base64.urlsafe_b64decode(cursor).decode().split("|", 1)
+        return datetime.fromisoformat(created_at), call_id
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidCursor("the cursor is not one this service issued") from exc

@@ -1,0 +1,91 @@
+"""Command line: run | serve | migrate (each also as `python -m callscope …`)."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from pydantic import SecretStr, ValidationError
+
+from callscope.app import create_app
+from callscope.auth.bootstrap import ensure_local_tokens
+from callscope.db.embedded import start_embedded_database
+from callscope.db.migrate import upgrade_to_head
+from callscope.logging import configure_logging
+from callscope.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callscope", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser(
+        "run", help="everything in one process: database (embedded if no URL), migrations, API"
+    )
+    serve = commands.add_parser("serve", help="the HTTP API against CALLSCOPE_DATABASE_URL")
+    for command in (run, serve):
+        command.add_argument("--host", help="address to bind (default: CALLSCOPE_HOST)")
+        command.add_argument("--port", type=int, help="port to bind (default: CALLSCOPE_PORT)")
+    commands.add_parser("migrate", help="apply database migrations to CALLSCOPE_DATABASE_URL")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"callscope: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    settings = settings.model_copy(update=overrides)
+    if args.command == "run":
+        return _run(settings)
+    if settings.database_url is None:
+        print("callscope: set CALLSCOPE_DATABASE_URL (or use `callscope run`)", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        upgrade_to_head(settings.database_url)
+        print("callscope: database schema is at head")
+        return 0
+    _serve(settings)
+    return 0
+
+
+def _run(settings: Settings) -> int:
+    server: Any = None
+    if settings.database_url is None:
+        server, url = start_embedded_database(settings.data_dir)
+        settings = settings.model_copy(update={"database_url": url})
+        print(f"callscope: embedded PostgreSQL in {settings.data_dir / 'postgres'}")
+    assert settings.database_url is not None  # noqa: S101 - set just above
+    upgrade_to_head(settings.database_url)
+    if not settings.auth_disabled and not (settings.ingest_tokens or settings.supervisor_tokens):
+        tokens = ensure_local_tokens(settings.data_dir)
+        settings = settings.model_copy(
+            update={
+                "ingest_tokens": [SecretStr(tokens.ingest)],
+                "supervisor_tokens": [SecretStr(tokens.supervisor)],
+            }
+        )
+        print(f"callscope: tokens (kept in {tokens.path}):")
+        print(f"  ingest token:     {tokens.ingest}")
+        print(f"  supervisor token: {tokens.supervisor}")
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"callscope: API {base}/v1  docs {base}/docs  health {base}/readyz", flush=True)
+    _serve(settings)
+    del server  # keeps the embedded server referenced until the API has stopped
+    return 0
+
+
+def _serve(settings: Settings) -> None:
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,1 @@
+"""Database plumbing: metadata base, engines, migrations, the embedded server."""

@@ -1,0 +1,74 @@
+"""ServiceError hierarchy: stable codes and HTTP statuses, raised below the edge."""
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """An error with a stable code and HTTP status; raised below the edge, rendered at it."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    headers: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class CallNotFound(ServiceError):
+    code = "call_not_found"
+    status = 404
+
+
+class InvalidTransition(ServiceError):
+    code = "invalid_state_transition"
+    status = 409
+
+
+class CallNotAcceptingPackets(ServiceError):
+    code = "call_not_accepting_packets"
+    status = 409
+
+
+class PacketConflict(ServiceError):
+    code = "packet_conflict"
+    status = 409
+
+
+class InvalidCursor(ServiceError):
+    code = "invalid_cursor"
+    status = 422
+
+
+class IngestOverloaded(ServiceError):
+    code = "ingest_overloaded"
+    status = 503
+    headers = (("Retry-After", "1"),)
+
+
+class StorageUnavailable(ServiceError):
+    code = "storage_unavailable"
+    status = 503
+    headers = (("Retry-After", "1"),)
+
+
+class NotAuthenticated(ServiceError):
+    code = "not_authenticated"
+    status = 401
+    headers = (("WWW-Authenticate", "Bearer"),)
+
+
+class Forbidden(ServiceError):
+    code = "forbidden"
+    status = 403
+
+
+class PayloadTooLarge(ServiceError):
+    code = "payload_too_large"
+    status = 413
+
+
+class PacketTooLarge(ServiceError):
+    code = "packet_too_large"
+    status = 413

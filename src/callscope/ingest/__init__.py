@@ -1,0 +1,1 @@
+"""Packet ingestion: accounting rules (pure), group commit and its SQL."""

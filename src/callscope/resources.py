@@ -1,0 +1,23 @@
+"""The long-lived objects one process shares: built in the app lifespan, closed there."""
+
+from dataclasses import dataclass
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callscope.auth.tokens import TokenChecker
+from callscope.calls.service import CallService
+from callscope.ingest.committer import GroupCommitter
+from callscope.settings import Settings
+
+
+@dataclass(slots=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    ingest_pool: asyncpg.Pool
+    committer: GroupCommitter
+    calls: CallService
+    tokens: TokenChecker
+    head_revision: str
+    draining: bool = False

@@ -1,0 +1,112 @@
+"""Concurrent ingestion, checked against the database afterwards."""
+
+import asyncio
+import random
+
+import asyncpg
+import httpx
+
+from tests.factories import SUPERVISOR, audio, post_packet
+from tests.integration.checks import assert_counters_match_packets
+
+
+async def test_two_simultaneous_first_packets_create_one_call(
+    client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    for round_ in range(20):
+        call_id = f"twin-{round_}"
+        first, second = await asyncio.gather(
+            post_packet(client, call_id, 1), post_packet(replica_b, call_id, 2)
+        )
+        assert (first.status_code, second.status_code) == (202, 202)
+    assert await db.fetchval("SELECT count(*) FROM calls") == 20
+    assert await db.fetchval("SELECT count(*) FROM packets") == 40
+    created = await db.fetchval("SELECT count(*) FROM call_events WHERE type = 'call.created'")
+    assert created == 20
+    await assert_counters_match_packets(db)
+
+
+async def test_one_hot_call_with_duplicates_in_random_order(
+    client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(2026)
+    sequences = list(range(1, 501)) + rng.sample(range(1, 501), 20)
+    rng.shuffle(sequences)
+    in_flight = asyncio.Semaphore(128)
+    peak = 0
+    active = 0
+
+    async def send(index: int, sequence: int) -> httpx.Response:
+        nonlocal peak, active
+        async with in_flight:
+            active += 1
+            peak = max(peak, active)
+            try:
+                return await post_packet(client if index % 2 else replica_b, "hot", sequence)
+            finally:
+                active -= 1
+
+    responses = await asyncio.gather(*(send(i, s) for i, s in enumerate(sequences)))
+    assert peak >= 100
+    assert all(r.status_code == 202 for r in responses), {r.status_code for r in responses}
+    statuses = [r.json()["status"] for r in responses]
+    assert statuses.count("accepted") == 500
+    assert statuses.count("duplicate") == 20
+    stored = await db.fetch("SELECT sequence, data FROM packets WHERE call_id = 'hot'")
+    assert sorted(row["sequence"] for row in stored) == list(range(1, 501))
+    assert all(row["data"] == audio(row["sequence"]) for row in stored)
+    call = await db.fetchrow("SELECT * FROM calls WHERE call_id = 'hot'")
+    assert call is not None
+    assert (call["packets_received"], call["packets_duplicate"], call["max_sequence"]) == (
+        500,
+        20,
+        500,
+    )
+    late_acks = sum(
+        1 for r in responses if r.json()["status"] == "accepted" and not r.json()["in_order"]
+    )
+    assert call["packets_late"] == late_acks
+    await assert_counters_match_packets(db)
+    detail = (await client.get("/v1/calls/hot", headers=SUPERVISOR)).json()
+    assert detail["packets"]["missing"] == 0
+    assert detail["packets"]["late"] == late_acks
+
+
+async def test_many_calls_with_loss_and_duplicates(
+    client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    rng = random.Random(7)
+    sends: list[tuple[str, int]] = []
+    expected_missing: dict[str, int] = {}
+    expected_duplicates: dict[str, int] = {}
+    for n in range(200):
+        call_id = f"call-{n:03d}"
+        kept = [s for s in range(1, 21) if s == 20 or rng.random() >= 0.02]
+        repeated = [s for s in kept if rng.random() < 0.03]
+        expected_missing[call_id] = 20 - len(kept)
+        expected_duplicates[call_id] = len(repeated)
+        sends += [(call_id, s) for s in kept + repeated]
+    rng.shuffle(sends)
+    in_flight = asyncio.Semaphore(200)
+
+    async def send(index: int, call_id: str, sequence: int) -> httpx.Response:
+        async with in_flight:
+            return await post_packet(client if index % 2 else replica_b, call_id, sequence)
+
+    responses = await asyncio.gather(*(send(i, c, s) for i, (c, s) in enumerate(sends)))
+    assert all(r.status_code == 202 for r in responses), {r.status_code for r in responses}
+    assert sum(expected_missing.values()) > 0
+    assert sum(expected_duplicates.values()) > 0
+    rows = await db.fetch(
+        "SELECT call_id, packets_duplicate, max_sequence, packets_received FROM calls"
+    )
+    assert len(rows) == 200
+    for row in rows:
+        call_id = row["call_id"]
+        assert row["max_sequence"] == 20
+        assert 20 - row["packets_received"] == expected_missing[call_id], call_id
+        assert row["packets_duplicate"] == expected_duplicates[call_id], call_id
+    await assert_counters_match_packets(db)
+    listed = await client.get("/v1/calls", params={"limit": 500}, headers=SUPERVISOR)
+    missing_by_api = {c["call_id"]: c["packets_missing"] for c in listed.json()["items"]}
+    assert missing_by_api == expected_missing

@@ -1,0 +1,103 @@
+"""Single-packet rules: acknowledgement body, duplicates, conflicts, late packets, gaps."""
+
+import asyncpg
+import httpx
+from structlog.testing import capture_logs
+
+from tests.factories import INGEST, SUPERVISOR, audio, post_packet
+
+
+async def test_first_packet_creates_the_call_and_is_acknowledged(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    response = await post_packet(client, "CA-1", 1)
+    assert response.status_code == 202
+    assert response.json() == {
+        "call_id": "CA-1",
+        "sequence": 1,
+        "status": "accepted",
+        "in_order": True,
+        "state": "IN_PROGRESS",
+        "missing": 0,
+    }
+    row = await db.fetchrow("SELECT * FROM packets WHERE call_id = 'CA-1'")
+    assert row is not None
+    assert row["data"] == audio(1)
+    assert row["sent_at"] == 1764340000.02
+    events = await db.fetch("SELECT type, to_state FROM call_events WHERE call_id = 'CA-1'")
+    assert [(e["type"], e["to_state"]) for e in events] == [("call.created", "IN_PROGRESS")]
+
+
+async def test_same_packet_again_is_a_duplicate_stored_once(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await post_packet(client, "dup", 1)
+    again = await post_packet(client, "dup", 1)
+    assert again.status_code == 202
+    assert again.json()["status"] == "duplicate"
+    assert await db.fetchval("SELECT count(*) FROM packets WHERE call_id = 'dup'") == 1
+    assert await db.fetchval("SELECT packets_duplicate FROM calls WHERE call_id = 'dup'") == 1
+
+
+async def test_same_sequence_with_other_data_conflicts_and_changes_nothing(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await post_packet(client, "clash", 1)
+    before = await db.fetchrow("SELECT * FROM calls WHERE call_id = 'clash'")
+    response = await post_packet(client, "clash", 1, data=b"other audio")
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "packet_conflict"
+    assert await db.fetchval("SELECT data FROM packets WHERE call_id = 'clash'") == audio(1)
+    after = await db.fetchrow("SELECT * FROM calls WHERE call_id = 'clash'")
+    assert before is not None
+    assert after is not None
+    assert dict(after) == dict(before)
+
+
+async def test_late_packet_is_counted_and_fills_its_hole(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    acks = [(await post_packet(client, "late", s)).json() for s in (1, 4, 2)]
+    assert [a["in_order"] for a in acks] == [True, True, False]
+    assert [a["missing"] for a in acks] == [0, 2, 1]
+    call = (await client.get("/v1/calls/late", headers=SUPERVISOR)).json()
+    assert call["packets"]["late"] == 1
+    assert call["packets"]["missing"] == 1
+    assert call["packets"]["missing_ranges"] == [{"first": 3, "last": 3}]
+
+
+async def test_sequence_zero_is_accepted(client: httpx.AsyncClient) -> None:
+    assert (await post_packet(client, "zero", 0)).status_code == 202
+    assert (await post_packet(client, "zero", 1)).json()["missing"] == 0
+
+
+async def test_a_gap_logs_one_structured_warning(client: httpx.AsyncClient) -> None:
+    with capture_logs() as logs:
+        await post_packet(client, "gappy", 1)
+        await post_packet(client, "gappy", 5)
+        await post_packet(client, "gappy", 3)
+    gaps = [entry for entry in logs if entry["event"] == "packet_gap_detected"]
+    assert gaps == [
+        {
+            "event": "packet_gap_detected",
+            "log_level": "warning",
+            "call_id": "gappy",
+            "first_missing": 2,
+            "last_missing": 4,
+        }
+    ]
+
+
+async def test_packet_after_complete_is_refused_and_not_stored(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    await post_packet(client, "ended", 1)
+    completed = await client.post("/v1/calls/ended/complete", headers=INGEST)
+    assert completed.status_code == 200
+    late = await post_packet(client, "ended", 2)
+    assert late.status_code == 409
+    assert late.json()["code"] == "call_not_accepting_packets"
+    assert await db.fetchval("SELECT count(*) FROM packets WHERE call_id = 'ended'") == 1
+    # even a byte-identical repeat of a stored packet is refused once the call has ended
+    assert (await post_packet(client, "ended", 1)).status_code == 409
