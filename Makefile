@@ -44,7 +44,7 @@ type: install
 check: test
 
 bench: install  ## ingest benchmark: callscope vs a bare endpoint (needs wrk)
-	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python -m benchmarks.ingest
 
 lock: install
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^callscope' > requirements.lock.new

@@ -13,6 +13,7 @@ from callscope.auth.bootstrap import ensure_local_tokens
 from callscope.db.embedded import start_embedded_database
 from callscope.db.migrate import upgrade_to_head
 from callscope.logging import configure_logging
+from callscope.runtime import freeze_startup_objects
 from callscope.settings import Settings
 
 
@@ -88,4 +89,6 @@ def _serve(settings: Settings) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    freeze_startup_objects()
+    server.run()

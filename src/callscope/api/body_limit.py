@@ -24,11 +24,13 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, send)
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self.max_bytes:
+                await self._refuse(scope, send)
+                return
+            await self.app(scope, receive, send)  # the server enforces Content-Length
             return
         seen = 0
-        response_started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -39,16 +41,11 @@ class BodySizeLimit:
                     raise _BodyTooLargeError
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal response_started
-            response_started |= message["type"] == "http.response.start"
-            await send(message)
-
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive, send)
         except _BodyTooLargeError:
-            if not response_started:
-                await self._refuse(scope, send)
+            # Every route reads its whole body before it answers, so nothing was sent yet.
+            await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = json.dumps(

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from callscope.api.deps import CallServiceDep, require_ingest, require_supervisor
+from callscope.api.deps import IngestAuth, SupervisorAuth
 from callscope.calls.schemas import (
     CallEventListOut,
     CallEventOut,
@@ -27,24 +27,22 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such cal
     summary="End a call",
     description="IN_PROGRESS → COMPLETED. Idempotent: completing a call that is already past "
     "IN_PROGRESS returns it unchanged.",
-    dependencies=[require_ingest],
     responses=_NOT_FOUND,
 )
 async def complete_call(
     call_id: CallIdPath,
-    calls: CallServiceDep,
+    resources: IngestAuth,
     body: Annotated[CompleteIn | None, Body()] = None,
 ) -> CallOut:
-    return await calls.complete(call_id, body.final_sequence if body else None)
+    return await resources.calls.complete(call_id, body.final_sequence if body else None)
 
 
 @router.get(
     "/calls",
     summary="List calls, newest first",
-    dependencies=[require_supervisor],
 )
 async def list_calls(
-    calls: CallServiceDep,
+    resources: SupervisorAuth,
     *,
     state: Annotated[
         list[CallState] | None, Query(description="Only calls in these states (repeatable).")
@@ -67,31 +65,29 @@ async def list_calls(
         cursor=cursor,
         limit=limit,
     )
-    return await calls.list_calls(query)
+    return await resources.calls.list_calls(query)
 
 
 @router.get(
     "/calls/{call_id}",
     summary="One call: state, timestamps and packet statistics",
-    dependencies=[require_supervisor],
     responses=_NOT_FOUND,
 )
-async def get_call(call_id: CallIdPath, calls: CallServiceDep) -> CallOut:
-    return await calls.get_call(call_id)
+async def get_call(call_id: CallIdPath, resources: SupervisorAuth) -> CallOut:
+    return await resources.calls.get_call(call_id)
 
 
 @router.get(
     "/calls/{call_id}/events",
     summary="The call's history of state changes",
-    dependencies=[require_supervisor],
     responses=_NOT_FOUND,
 )
 async def call_events(
     call_id: CallIdPath,
-    calls: CallServiceDep,
+    resources: SupervisorAuth,
     after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 200,
 ) -> CallEventListOut:
-    rows = await calls.events(call_id, after=after, limit=limit)
+    rows = await resources.calls.events(call_id, after=after, limit=limit)
     items = [CallEventOut.model_validate(row, from_attributes=True) for row in rows]
     return CallEventListOut(items=items, next_after=items[-1].id if len(items) == limit else None)

@@ -4,13 +4,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
-from callscope.api.deps import CommitterDep, SettingsDep, require_ingest
+from callscope.api.deps import IngestAuth
 from callscope.calls.schemas import CallIdPath, PacketAck, PacketIn
 from callscope.errors import PacketTooLarge
 from callscope.ingest.packets import Packet
 
-router = APIRouter(tags=["ingest"], dependencies=[require_ingest])
+router = APIRouter(tags=["ingest"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "The body is not JSON."},
@@ -30,23 +31,21 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     description="Stores the packet durably and answers 202 once it is committed. The first "
     "packet creates the call. A repeated packet with the same data is acknowledged as "
     "`duplicate` and stored once.",
+    response_model=PacketAck,
     responses=_ERRORS,
 )
-async def ingest_packet(
-    call_id: CallIdPath, body: PacketIn, committer: CommitterDep, settings: SettingsDep
-) -> PacketAck:
-    if len(body.data) > settings.max_packet_bytes:
-        raise PacketTooLarge(
-            f"data decodes to {len(body.data)} bytes; the limit is {settings.max_packet_bytes}"
-        )
+async def ingest_packet(call_id: CallIdPath, body: PacketIn, resources: IngestAuth) -> Response:
+    limit = resources.settings.max_packet_bytes
+    if len(body.data) > limit:
+        raise PacketTooLarge(f"data decodes to {len(body.data)} bytes; the limit is {limit}")
     packet = Packet(
         sequence=body.sequence,
         data=body.data,
         sent_at=body.timestamp,
         received_at=datetime.now(UTC),
     )
-    outcome = await committer.submit(call_id, packet)
-    return PacketAck(
+    outcome = await resources.committer.submit(call_id, packet)
+    ack = PacketAck(
         call_id=call_id,
         sequence=body.sequence,
         status=outcome.status,
@@ -54,3 +53,5 @@ async def ingest_packet(
         state=outcome.state,
         missing=outcome.missing,
     )
+    # Serialised here: FastAPI would validate the model once more before serialising it.
+    return Response(ack.model_dump_json(), status_code=202, media_type="application/json")
