@@ -75,3 +75,11 @@ async def replica_b(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A second app instance on the same database, with its own batcher and pools."""
     async with running_app(settings) as client:
         yield client
+
+
+@pytest.fixture(autouse=True)
+def _no_asyncio_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail on errors asyncio only logs (a never-retrieved task or future exception)."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.name == "asyncio" and r.levelno >= 40]
+    assert errors == [], [r.getMessage() for r in errors]

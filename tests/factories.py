@@ -63,3 +63,22 @@ async def post_packet(
     return await client.post(
         f"/v1/call/stream/{call_id}", json=packet_body(sequence, data), headers=INGEST
     )
+
+
+async def post_raw(
+    client: httpx.AsyncClient,
+    path: str,
+    body: bytes,
+    *,
+    headers: dict[str, str],
+    chunked: bool = False,
+) -> httpx.Response:
+    """POST `body` as JSON; chunked (no Content-Length) takes the FastAPI route of ingestion,
+    a plain body its fast path."""
+    if not chunked:
+        return await client.post(path, content=body, headers=headers)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    return await client.post(path, content=chunks(), headers=headers)

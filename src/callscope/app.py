@@ -1,7 +1,6 @@
 """create_app(settings): routes, error rendering and the lifespan that owns process resources."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,11 +9,12 @@ from fastapi import FastAPI
 from callscope import __version__
 from callscope.api import health
 from callscope.api.body_limit import BodySizeLimit
+from callscope.api.ingest_fast_path import IngestFastPath
 from callscope.api.problems import install_error_handlers
 from callscope.api.v1 import calls, stream
 from callscope.auth.tokens import TokenChecker
 from callscope.calls.service import CallService
-from callscope.calls.sweeper import sweep_idle_calls_forever
+from callscope.calls.sweeper import sweep_idle_calls
 from callscope.db.engine import create_engine, create_ingest_pool, create_session_factory
 from callscope.db.migrate import head_revision
 from callscope.ingest.committer import GroupCommitter
@@ -61,11 +61,13 @@ def create_app(settings: Settings) -> FastAPI:
         )
         app.state.resources = resources
         committer.start()
+        stop_sweeping = asyncio.Event()
         sweeper = asyncio.create_task(
-            sweep_idle_calls_forever(
+            sweep_idle_calls(
                 call_service,
                 idle_seconds=settings.call_idle_timeout,
                 interval=settings.sweep_interval,
+                stop=stop_sweeping,
             ),
             name="idle-sweeper",
         )
@@ -73,9 +75,8 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             resources.draining = True
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            stop_sweeping.set()
+            await sweeper
             await committer.close()
             await pool.close()
             await engine.dispose()
@@ -92,4 +93,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(stream.router, prefix="/v1")
     app.include_router(calls.router, prefix="/v1")
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(IngestFastPath)  # added last: runs first
     return app

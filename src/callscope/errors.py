@@ -72,3 +72,13 @@ class PayloadTooLarge(ServiceError):
 class PacketTooLarge(ServiceError):
     code = "packet_too_large"
     status = 413
+
+
+class RequestInvalid(ServiceError):
+    code = "validation_error"
+    status = 422
+
+
+class MalformedJson(ServiceError):
+    code = "malformed_json"
+    status = 400

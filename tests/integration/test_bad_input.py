@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from callscope.settings import Settings
-from tests.factories import INGEST, SUPERVISOR, packet_body, post_packet, running_app
+from tests.factories import INGEST, SUPERVISOR, packet_body, post_packet, post_raw, running_app
 
 MAX_PACKET = 1024
 GOOD = packet_body(1)
@@ -56,14 +56,22 @@ BAD_BODIES = {
 }
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
 @pytest.mark.parametrize(("body", "status", "code"), BAD_BODIES.values(), ids=BAD_BODIES.keys())
 async def test_bad_packet_is_refused_and_nothing_stored(
-    small_client: httpx.AsyncClient, db: asyncpg.Connection, body: bytes, status: int, code: str
+    small_client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    body: bytes,
+    status: int,
+    code: str,
+    chunked: bool,
 ) -> None:
-    response = await small_client.post(
+    response = await post_raw(
+        small_client,
         "/v1/call/stream/c1",
-        content=body,
+        body,
         headers={**INGEST, "content-type": "application/json"},
+        chunked=chunked,
     )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -76,14 +84,30 @@ async def test_bad_packet_is_refused_and_nothing_stored(
     assert await db.fetchval("SELECT count(*) FROM packets") == 0
 
 
-@pytest.mark.parametrize(
-    "call_id", ["has space", "a" * 129, "slash%2Fin", "semi;colon", "caf%C3%A9", "%20"]
-)
+@pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
+@pytest.mark.parametrize("call_id", ["has space", "a" * 129, "semi;colon", "caf%C3%A9", "%20"])
 async def test_bad_call_id_is_refused(
-    client: httpx.AsyncClient, db: asyncpg.Connection, call_id: str
+    client: httpx.AsyncClient, db: asyncpg.Connection, call_id: str, chunked: bool
 ) -> None:
-    response = await client.post(f"/v1/call/stream/{call_id}", json=GOOD, headers=INGEST)
-    assert response.status_code in {404, 422}
+    response = await post_raw(
+        client,
+        f"/v1/call/stream/{call_id}",
+        json.dumps(GOOD).encode(),
+        headers={**INGEST, "content-type": "application/json"},
+        chunked=chunked,
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["errors"][0]["loc"] == ["path", "call_id"]
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+async def test_call_id_with_a_slash_is_no_route(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    response = await client.post("/v1/call/stream/slash%2Fin", json=GOOD, headers=INGEST)
+    assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
 
@@ -94,6 +118,7 @@ async def test_longest_allowed_call_id_is_accepted(client: httpx.AsyncClient) ->
     assert (await post_packet(client, call_id, 1)).status_code == 202
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
 @pytest.mark.parametrize(
     ("headers", "status", "code"),
     [
@@ -109,8 +134,15 @@ async def test_packet_without_an_ingest_token_is_refused(
     headers: dict[str, str],
     status: int,
     code: str,
+    chunked: bool,
 ) -> None:
-    response = await client.post("/v1/call/stream/c1", json=GOOD, headers=headers)
+    response = await post_raw(
+        client,
+        "/v1/call/stream/c1",
+        json.dumps(GOOD).encode(),
+        headers={**headers, "content-type": "application/json"},
+        chunked=chunked,
+    )
     assert response.status_code == status
     assert response.json()["code"] == code
     if status == 401:
@@ -118,6 +150,27 @@ async def test_packet_without_an_ingest_token_is_refused(
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
 
 
-async def test_unauthenticated_bad_body_gets_401_not_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/call/stream/c1", content=b"{", headers={})
+@pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
+async def test_unauthenticated_invalid_packet_gets_401_not_422(
+    client: httpx.AsyncClient, chunked: bool
+) -> None:
+    response = await post_raw(
+        client,
+        "/v1/call/stream/c1",
+        b'{"sequence": "one"}',
+        headers={"content-type": "application/json"},
+        chunked=chunked,
+    )
     assert response.status_code == 401
+
+
+async def test_body_that_is_not_json_is_refused(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    response = await client.post(
+        "/v1/call/stream/c1",
+        content=b"sequence=1",
+        headers={**INGEST, "content-type": "text/plain"},
+    )
+    assert response.status_code == 422
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0

@@ -1,14 +1,39 @@
 """Single-packet rules: acknowledgement body, duplicates, conflicts, late packets, gaps."""
 
+import json
+from collections.abc import Awaitable, Callable
+
 import asyncpg
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
-from tests.factories import INGEST, SUPERVISOR, audio, post_packet
+from tests.factories import INGEST, SUPERVISOR, audio, packet_body, post_raw
+
+Post = Callable[..., Awaitable[httpx.Response]]
+
+
+@pytest.fixture(params=["fast-path", "fastapi-route"])
+def post_packet(request: pytest.FixtureRequest) -> Post:
+    """Every rule holds on both ingest paths: the raw fast path and the FastAPI route."""
+    chunked = request.param == "fastapi-route"
+
+    async def post(
+        client: httpx.AsyncClient, call_id: str, sequence: int, data: bytes | None = None
+    ) -> httpx.Response:
+        return await post_raw(
+            client,
+            f"/v1/call/stream/{call_id}",
+            json.dumps(packet_body(sequence, data)).encode(),
+            headers={**INGEST, "content-type": "application/json"},
+            chunked=chunked,
+        )
+
+    return post
 
 
 async def test_first_packet_creates_the_call_and_is_acknowledged(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx.AsyncClient, db: asyncpg.Connection, post_packet: Post
 ) -> None:
     response = await post_packet(client, "CA-1", 1)
     assert response.status_code == 202
@@ -29,7 +54,7 @@ async def test_first_packet_creates_the_call_and_is_acknowledged(
 
 
 async def test_same_packet_again_is_a_duplicate_stored_once(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx.AsyncClient, db: asyncpg.Connection, post_packet: Post
 ) -> None:
     await post_packet(client, "dup", 1)
     again = await post_packet(client, "dup", 1)
@@ -40,7 +65,7 @@ async def test_same_packet_again_is_a_duplicate_stored_once(
 
 
 async def test_same_sequence_with_other_data_conflicts_and_changes_nothing(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx.AsyncClient, db: asyncpg.Connection, post_packet: Post
 ) -> None:
     await post_packet(client, "clash", 1)
     before = await db.fetchrow("SELECT * FROM calls WHERE call_id = 'clash'")
@@ -56,7 +81,7 @@ async def test_same_sequence_with_other_data_conflicts_and_changes_nothing(
 
 
 async def test_late_packet_is_counted_and_fills_its_hole(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx.AsyncClient, db: asyncpg.Connection, post_packet: Post
 ) -> None:
     acks = [(await post_packet(client, "late", s)).json() for s in (1, 4, 2)]
     assert [a["in_order"] for a in acks] == [True, True, False]
@@ -67,12 +92,14 @@ async def test_late_packet_is_counted_and_fills_its_hole(
     assert call["packets"]["missing_ranges"] == [{"first": 3, "last": 3}]
 
 
-async def test_sequence_zero_is_accepted(client: httpx.AsyncClient) -> None:
+async def test_sequence_zero_is_accepted(client: httpx.AsyncClient, post_packet: Post) -> None:
     assert (await post_packet(client, "zero", 0)).status_code == 202
     assert (await post_packet(client, "zero", 1)).json()["missing"] == 0
 
 
-async def test_a_gap_logs_one_structured_warning(client: httpx.AsyncClient) -> None:
+async def test_a_gap_logs_one_structured_warning(
+    client: httpx.AsyncClient, post_packet: Post
+) -> None:
     with capture_logs() as logs:
         await post_packet(client, "gappy", 1)
         await post_packet(client, "gappy", 5)
@@ -90,7 +117,7 @@ async def test_a_gap_logs_one_structured_warning(client: httpx.AsyncClient) -> N
 
 
 async def test_packet_after_complete_is_refused_and_not_stored(
-    client: httpx.AsyncClient, db: asyncpg.Connection
+    client: httpx.AsyncClient, db: asyncpg.Connection, post_packet: Post
 ) -> None:
     await post_packet(client, "ended", 1)
     completed = await client.post("/v1/calls/ended/complete", headers=INGEST)

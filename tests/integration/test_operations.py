@@ -34,6 +34,7 @@ async def test_unreachable_database_is_not_ready_and_ingest_says_503() -> None:
 
 
 async def test_schema_behind_head_is_not_ready(settings: Settings, db: asyncpg.Connection) -> None:
+    head = await db.fetchval("SELECT version_num FROM alembic_version")
     await db.execute("UPDATE alembic_version SET version_num = 'older'")
     try:
         async with running_app(settings) as client:
@@ -41,7 +42,7 @@ async def test_schema_behind_head_is_not_ready(settings: Settings, db: asyncpg.C
             assert ready.status_code == 503
             assert "older" in ready.json()["checks"]["schema"]
     finally:
-        await db.execute("UPDATE alembic_version SET version_num = '0001'")
+        await db.execute("UPDATE alembic_version SET version_num = $1", head)
 
 
 async def test_openapi_documents_every_route_and_field(client: httpx.AsyncClient) -> None:

@@ -1,87 +1,90 @@
-"""Packet accounting: late, duplicates, gaps, missing counts and ranges."""
+"""Packet accounting: late packets, gaps, missing counts and ranges."""
 
 import random
 
 import pytest
 
-from callscope.ingest.packets import CallTally, Gap, missing_count, missing_ranges
+from callscope.ingest.packets import (
+    Gap,
+    expected_last,
+    gap_before,
+    is_late,
+    missing_count,
+    missing_ranges,
+)
 
 
-def test_in_order_packets_are_neither_late_nor_gapped() -> None:
-    tally = CallTally()
-    arrivals = [tally.record_new(seq, 10) for seq in (1, 2, 3)]
-    assert [a.is_late for a in arrivals] == [False, False, False]
-    assert [a.gap for a in arrivals] == [None, None, None]
-    assert (tally.received, tally.max_sequence, tally.bytes_received, tally.missing) == (
-        3,
-        3,
-        30,
-        0,
-    )
+@pytest.mark.parametrize(
+    ("sequence", "highest_before", "late"),
+    [(1, None, False), (2, 1, False), (5, 2, False), (3, 5, True), (0, 1, True), (5, 5, False)],
+)
+def test_late_means_a_higher_sequence_came_first(
+    sequence: int, highest_before: int | None, late: bool
+) -> None:
+    assert is_late(sequence, highest_before) is late
 
 
-def test_skip_ahead_reports_the_gap_and_the_late_packet_fills_it() -> None:
-    tally = CallTally()
-    tally.record_new(1, 1)
-    ahead = tally.record_new(5, 1)
-    assert ahead.gap == Gap(2, 4)
-    assert tally.missing == 3
-    late = tally.record_new(3, 1)
-    assert late.is_late
-    assert late.gap is None
-    assert (tally.late, tally.missing, tally.max_sequence) == (1, 2, 5)
+@pytest.mark.parametrize(
+    ("sequence", "highest_before", "gap"),
+    [
+        (1, None, None),
+        (4, None, Gap(1, 3)),
+        (2, 1, None),
+        (6, 2, Gap(3, 5)),
+        (3, 5, None),  # a late packet fills a hole, it opens none
+        (0, None, None),
+    ],
+)
+def test_gap_is_what_a_packet_skipped(
+    sequence: int, highest_before: int | None, gap: Gap | None
+) -> None:
+    assert gap_before(sequence, highest_before) == gap
 
 
-def test_first_packet_above_one_counts_the_leading_hole() -> None:
-    tally = CallTally()
-    assert tally.record_new(4, 1).gap == Gap(1, 3)
-    assert tally.missing == 3
+def test_missing_counts_holes_from_one_to_the_expected_last() -> None:
+    assert missing_count(received=3, has_sequence_zero=False, expected_last=5) == 2
+    assert missing_count(received=0, has_sequence_zero=False, expected_last=0) == 0
 
 
 def test_sequence_zero_is_stored_but_outside_the_counted_range() -> None:
-    tally = CallTally()
-    tally.record_new(0, 1)
-    tally.record_new(2, 1)
-    assert tally.has_sequence_zero
-    assert tally.missing == 1  # sequence 1
-
-
-def test_duplicates_change_only_the_duplicate_counter() -> None:
-    tally = CallTally()
-    tally.record_new(1, 1)
-    tally.record_duplicate()
-    tally.record_duplicate()
-    assert (tally.received, tally.duplicates, tally.missing) == (1, 2, 0)
-
-
-def test_final_sequence_counts_trailing_missing_packets() -> None:
-    tally = CallTally(final_sequence=10)
-    for seq in (1, 2, 3):
-        tally.record_new(seq, 1)
-    assert tally.missing == 7
+    # stored: 0 and 2 -> sequence 1 is missing
+    assert missing_count(received=2, has_sequence_zero=True, expected_last=2) == 1
 
 
 def test_missing_count_never_negative() -> None:
     assert missing_count(received=5, has_sequence_zero=False, expected_last=3) == 0
 
 
-def test_counts_are_order_independent() -> None:
-    sequences = [s for s in range(1, 201) if s % 7 != 0]
+@pytest.mark.parametrize(
+    ("max_sequence", "final_sequence", "last"),
+    [(None, None, 0), (7, None, 7), (None, 4, 4), (7, 10, 10), (12, 10, 12)],
+)
+def test_expected_last_is_the_highest_seen_or_declared(
+    max_sequence: int | None, final_sequence: int | None, last: int
+) -> None:
+    assert expected_last(max_sequence, final_sequence) == last
+
+
+def _late_count(arrivals: list[int]) -> int:
+    """Apply is_late in arrival order, as the ingest statement does per call."""
+    highest: int | None = None
+    late = 0
+    for sequence in arrivals:
+        late += is_late(sequence, highest)
+        highest = sequence if highest is None else max(highest, sequence)
+    return late
+
+
+def test_in_order_stream_has_no_late_packets_and_a_shuffled_one_has() -> None:
+    sequences = list(range(1, 201))
     shuffled = sequences[:]
     random.Random(4).shuffle(shuffled)
-    in_order, scrambled = CallTally(), CallTally()
-    for seq in sequences:
-        in_order.record_new(seq, 1)
-    for seq in shuffled:
-        scrambled.record_new(seq, 1)
-    assert in_order.missing == scrambled.missing == 28
-    assert in_order.max_sequence == scrambled.max_sequence == 200
-    assert in_order.late == 0
-    assert scrambled.late > 0
+    assert _late_count(sequences) == 0
+    assert 0 < _late_count(shuffled) < 200
 
 
 @pytest.mark.parametrize(
-    ("runs", "expected_last", "holes"),
+    ("runs", "last", "holes"),
     [
         ([], 0, []),
         ([], 3, [(1, 3)]),
@@ -95,9 +98,9 @@ def test_counts_are_order_independent() -> None:
     ],
 )
 def test_missing_ranges(
-    runs: list[tuple[int, int]], expected_last: int, holes: list[tuple[int, int]]
+    runs: list[tuple[int, int]], last: int, holes: list[tuple[int, int]]
 ) -> None:
-    assert missing_ranges(runs, expected_last) == holes
+    assert missing_ranges(runs, last) == holes
 
 
 def test_missing_ranges_agree_with_missing_count() -> None:

@@ -1,17 +1,13 @@
 """A pure ASGI middleware that refuses request bodies above a size, before anything parses them."""
 
-import json
-from typing import Final
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from callscope.api.problems import PROBLEM_JSON
+from callscope.api.raw import send_problem
+from callscope.errors import PayloadTooLarge
 
-_CODE: Final = "payload_too_large"
 
-
-class _BodyTooLargeError(Exception):
-    pass
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
 
 
 class BodySizeLimit:
@@ -26,46 +22,35 @@ class BodySizeLimit:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             if not declared.isdigit() or int(declared) > self.max_bytes:
-                await self._refuse(scope, send)
+                await send_problem(send, too_large(self.max_bytes), scope["path"])
                 return
             await self.app(scope, receive, send)  # the server enforces Content-Length
             return
-        seen = 0
+        await self._buffered(scope, receive, send)
 
-        async def limited_receive() -> Message:
-            nonlocal seen
+    async def _buffered(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A body without Content-Length (chunked): read it up to the limit, then replay it."""
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLargeError
-            return message
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await send_problem(send, too_large(self.max_bytes), scope["path"])
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLargeError:
-            # Every route reads its whole body before it answers, so nothing was sent yet.
-            await self._refuse(scope, send)
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
-    async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps(
-            {
-                "type": f"/problems/{_CODE}",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": f"request bodies are limited to {self.max_bytes} bytes",
-                "instance": scope.get("path", ""),
-                "code": _CODE,
-            }
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", PROBLEM_JSON.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await self.app(scope, replay, send)

@@ -26,7 +26,7 @@ from callscope.calls.schemas import (
 )
 from callscope.calls.states import CallState, IllegalTransition, check_transition
 from callscope.errors import CallNotFound, InvalidCursor, InvalidTransition
-from callscope.ingest.packets import missing_count, missing_ranges
+from callscope.ingest.packets import expected_last, missing_count, missing_ranges
 
 MAX_LISTED_RANGES: Final = 100
 _MAX_RUNS_SCANNED: Final = 10_000
@@ -125,9 +125,9 @@ def _move(calls: CallRepository, row: CallRow, target: CallState, data: dict[str
 
 
 def _call_out(row: CallRow, runs: list[tuple[int, int]]) -> CallOut:
-    expected_last = max(row.max_sequence or 0, row.final_sequence or 0)
+    last = expected_last(row.max_sequence, row.final_sequence)
     truncated = len(runs) > _MAX_RUNS_SCANNED
-    scanned_to = runs[_MAX_RUNS_SCANNED - 1][1] if truncated else expected_last
+    scanned_to = runs[_MAX_RUNS_SCANNED - 1][1] if truncated else last
     holes = missing_ranges(runs[:_MAX_RUNS_SCANNED], scanned_to)
     return CallOut(
         call_id=row.call_id,
@@ -143,7 +143,7 @@ def _call_out(row: CallRow, runs: list[tuple[int, int]]) -> CallOut:
             missing=missing_count(
                 received=row.packets_received,
                 has_sequence_zero=row.has_sequence_zero,
-                expected_last=expected_last,
+                expected_last=last,
             ),
             missing_ranges=[
                 SequenceRange(first=first, last=last) for first, last in holes[:MAX_LISTED_RANGES]
@@ -166,7 +166,7 @@ def _summary_out(row: CallRow) -> CallSummaryOut:
         packets_missing=missing_count(
             received=row.packets_received,
             has_sequence_zero=row.has_sequence_zero,
-            expected_last=max(row.max_sequence or 0, row.final_sequence or 0),
+            expected_last=expected_last(row.max_sequence, row.final_sequence),
         ),
     )
 

@@ -1,28 +1,30 @@
-"""One group-commit batch: every packet of many requests written in a single transaction.
+"""One group-commit batch: every packet of many requests written by a single statement.
 
-The calls of the batch are created if new and locked in call_id order; packets are inserted in
-one statement; each request is then resolved (accepted, duplicate, conflict, call closed) and
-the counters of each call are updated once.
+The statement (see `repository`) stores the new packets and updates each touched call once;
+this module turns its per-packet rows into the answer each request gets.
 """
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callscope.calls.states import CallState, accepts_packets
+from callscope.calls.states import CallState
 from callscope.errors import CallNotAcceptingPackets, PacketConflict, ServiceError
 from callscope.ingest import repository
-from callscope.ingest.packets import CallTally, Gap, Packet, PacketStatus
-from callscope.ingest.repository import NewPacket, PacketKey
+from callscope.ingest.packets import (
+    Gap,
+    Packet,
+    PacketStatus,
+    expected_last,
+    gap_before,
+    is_late,
+    missing_count,
+)
+from callscope.ingest.repository import PacketKey, PacketRow
 
 if TYPE_CHECKING:
     from callscope.ingest.repository import Connection
-
-
-@dataclass(frozen=True, slots=True)
-class IngestRequest:
-    call_id: str
-    packet: Packet
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,96 +47,65 @@ class BatchReport:
     created_calls: set[str]
 
 
-async def write_batch(conn: "Connection", requests: Sequence[IngestRequest]) -> BatchReport:
-    """Write one batch in one transaction; results line up with `requests`."""
-    call_ids = sorted({request.call_id for request in requests})
-    async with conn.transaction():
-        created = await repository.create_missing_calls(conn, call_ids)
-        locked = await repository.lock_calls(conn, call_ids)
-        before = {cid: call.tally for cid, call in locked.items() if accepts_packets(call.state)}
-        first_of_key: dict[PacketKey, int] = {}
-        for index, request in enumerate(requests):
-            if request.call_id in before:
-                first_of_key.setdefault((request.call_id, request.packet.sequence), index)
-        inserted = await repository.insert_packets(
-            conn, [_new_packet(requests[index]) for index in first_of_key.values()]
-        )
-        reference = await repository.stored_data(
-            conn, [key for key in first_of_key if key not in inserted]
-        )
-        reference.update({key: requests[first_of_key[key]].packet.data for key in inserted})
-        after = {cid: replace(tally) for cid, tally in before.items()}
-        results, gaps = _resolve(
-            requests,
-            locked=locked,
-            first_of_key=first_of_key,
-            inserted=inserted,
-            reference=reference,
-            tallies=after,
-        )
-        await repository.add_to_counters(conn, before, after)
+async def write_batch(conn: "Connection", batch: Sequence[tuple[str, Packet]]) -> BatchReport:
+    """Write one batch; results line up with `batch`."""
+    rows = await repository.write_packets(conn, batch)
+    outcomes = [row.outcome for row in rows]
+    unsure = [i for i, row in enumerate(rows) if row.outcome == "unknown"]
+    if unsure:
+        outcomes = await _settle_unknown(conn, batch, rows, outcomes, unsure)
+    results: list[BatchResult] = []
+    gaps: list[tuple[str, Gap]] = []
+    for (call_id, packet), row, outcome in zip(batch, rows, outcomes, strict=True):
+        results.append(_result(call_id, packet, row, outcome))
+        if outcome == "accepted" and (gap := gap_before(packet.sequence, row.highest_before)):
+            gaps.append((call_id, gap))
+    created = {row.call_id for row in rows if row.created}
     return BatchReport(results=results, gaps=gaps, created_calls=created)
 
 
-def _new_packet(request: IngestRequest) -> NewPacket:
-    packet = request.packet
-    return NewPacket(
-        call_id=request.call_id,
-        sequence=packet.sequence,
-        data=packet.data,
-        sent_at=packet.sent_at,
-        received_at=packet.received_at,
-    )
-
-
-def _resolve(
-    requests: Sequence[IngestRequest],
-    *,
-    locked: dict[str, repository.LockedCall],
-    first_of_key: dict[PacketKey, int],
-    inserted: set[PacketKey],
-    reference: dict[PacketKey, bytes],
-    tallies: dict[str, CallTally],
-) -> tuple[list[BatchResult], list[tuple[str, Gap]]]:
-    """Apply each request to its call's tally in arrival order (mutates `tallies`)."""
-    verdicts: list[tuple[PacketStatus, bool] | ServiceError] = []
-    gaps: list[tuple[str, Gap]] = []
-    for index, request in enumerate(requests):
-        call_id, packet = request.call_id, request.packet
-        tally = tallies.get(call_id)
-        key = (call_id, packet.sequence)
-        if tally is None:
-            state = locked[call_id].state
-            verdicts.append(
-                CallNotAcceptingPackets(
-                    f"call {call_id} is {state} and accepts no more packets", state=state
-                )
-            )
-        elif key in inserted and first_of_key[key] == index:
-            arrival = tally.record_new(packet.sequence, len(packet.data))
-            if arrival.gap is not None:
-                gaps.append((call_id, arrival.gap))
-            verdicts.append((PacketStatus.accepted, not arrival.is_late))
-        elif reference.get(key) == packet.data:
-            tally.record_duplicate()
-            verdicts.append((PacketStatus.duplicate, False))
+async def _settle_unknown(
+    conn: "Connection",
+    batch: Sequence[tuple[str, Packet]],
+    rows: list[PacketRow],
+    outcomes: list[str],
+    unsure: list[int],
+) -> list[str]:
+    """Packets whose twin committed after the statement's snapshot: compare bytes now."""
+    keys: list[PacketKey] = [(rows[i].call_id, rows[i].sequence) for i in unsure]
+    stored = await repository.stored_data(conn, keys)
+    settled = outcomes[:]
+    duplicates: Counter[str] = Counter()
+    for index, key in zip(unsure, keys, strict=True):
+        if stored.get(key) == batch[index][1].data:
+            settled[index] = "duplicate"
+            duplicates[key[0]] += 1
         else:
-            verdicts.append(
-                PacketConflict(
-                    f"sequence {packet.sequence} of call {call_id} was already stored "
-                    "with different data",
-                    sequence=packet.sequence,
-                )
-            )
-    results: list[BatchResult] = [
-        verdict
-        if isinstance(verdict, ServiceError)
-        else IngestOutcome(
-            status=verdict[0],
-            in_order=verdict[1],
-            state=CallState.IN_PROGRESS,
-            missing=tallies[request.call_id].missing,
+            settled[index] = "conflict"
+    if duplicates:
+        await repository.add_duplicates(conn, dict(duplicates))
+    return settled
+
+
+def _result(call_id: str, packet: Packet, row: PacketRow, outcome: str) -> BatchResult:
+    state = CallState(row.state)
+    if outcome == "closed":
+        return CallNotAcceptingPackets(
+            f"call {call_id} is {state} and accepts no more packets", state=state
         )
-        for request, verdict in zip(requests, verdicts, strict=True)
-    ]
-    return results, gaps
+    if outcome == "conflict":
+        return PacketConflict(
+            f"sequence {packet.sequence} of call {call_id} was already stored with other data",
+            sequence=packet.sequence,
+        )
+    accepted = outcome == "accepted"
+    return IngestOutcome(
+        status=PacketStatus.accepted if accepted else PacketStatus.duplicate,
+        in_order=accepted and not is_late(packet.sequence, row.highest_before),
+        state=state,
+        missing=missing_count(
+            received=row.received,
+            has_sequence_zero=row.has_sequence_zero,
+            expected_last=expected_last(row.max_sequence, row.final_sequence),
+        ),
+    )

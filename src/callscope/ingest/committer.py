@@ -14,18 +14,26 @@ import asyncpg
 import structlog
 
 from callscope.errors import IngestOverloaded, ServiceError, StorageUnavailable
-from callscope.ingest.batch import BatchReport, IngestOutcome, IngestRequest, write_batch
+from callscope.ingest.batch import BatchReport, IngestOutcome, write_batch
 from callscope.ingest.packets import Packet
+from callscope.ingest.repository import CLOSED_CALL_RACE_SQLSTATE
 
 log = structlog.get_logger(__name__)
 
-_RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+_RETRYABLE_SQLSTATES = frozenset(
+    {
+        "40P01",  # deadlock detected
+        "40001",  # serialization failure
+        CLOSED_CALL_RACE_SQLSTATE,  # a call the batch created was completed meanwhile
+    }
+)
 _MAX_BATCH_TRIES = 3
 
 
 @dataclass(slots=True)
 class _Waiting:
-    request: IngestRequest
+    call_id: str
+    packet: Packet
     future: asyncio.Future[IngestOutcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -66,7 +74,7 @@ class GroupCommitter:
             raise StorageUnavailable("the server is shutting down")
         if self.pending >= self._queue_limit:
             raise IngestOverloaded("too many packets are waiting to be written; retry shortly")
-        waiting = _Waiting(IngestRequest(call_id, packet))
+        waiting = _Waiting(call_id, packet)
         self._queue.append(waiting)
         self._idle.clear()
         self._has_work.set()
@@ -105,7 +113,7 @@ class GroupCommitter:
 
     async def _flush(self, batch: list[_Waiting]) -> None:
         try:
-            report = await self._write_with_retry([waiting.request for waiting in batch])
+            report = await self._write_with_retry([(w.call_id, w.packet) for w in batch])
         except Exception as exc:  # flusher boundary: every waiter must be answered
             log.exception("ingest_batch_failed", packets=len(batch))
             for waiting in batch:
@@ -129,13 +137,17 @@ class GroupCommitter:
                 last_missing=gap.last,
             )
 
-    async def _write_with_retry(self, requests: list[IngestRequest]) -> BatchReport:
+    async def _write_with_retry(self, batch: list[tuple[str, Packet]]) -> BatchReport:
         for attempt in range(1, _MAX_BATCH_TRIES + 1):
             try:
                 async with self._pool.acquire() as conn:
-                    return await write_batch(conn, requests)
-            except _RETRYABLE:
-                if attempt == _MAX_BATCH_TRIES:
+                    return await write_batch(conn, batch)
+            except asyncpg.PostgresError as exc:
+                if not _is_retryable(exc) or attempt == _MAX_BATCH_TRIES:
                     raise
-                log.warning("ingest_batch_retried", attempt=attempt)
+                log.warning("ingest_batch_retried", attempt=attempt, sqlstate=exc.sqlstate)
         raise AssertionError("unreachable")
+
+
+def _is_retryable(exc: asyncpg.PostgresError) -> bool:
+    return exc.sqlstate in _RETRYABLE_SQLSTATES

@@ -32,12 +32,15 @@ class Gap:
     last: int
 
 
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """What one newly stored packet meant for its call."""
+def is_late(sequence: int, highest_before: int | None) -> bool:
+    """A packet is late when a higher sequence of its call was stored before it."""
+    return highest_before is not None and sequence < highest_before
 
-    is_late: bool
-    gap: Gap | None
+
+def gap_before(sequence: int, highest_before: int | None) -> Gap | None:
+    """The sequences this packet skipped past, if it arrived ahead of the next expected one."""
+    next_expected = 1 if highest_before is None else highest_before + 1
+    return Gap(next_expected, sequence - 1) if sequence > next_expected else None
 
 
 def missing_count(*, received: int, has_sequence_zero: bool, expected_last: int) -> int:
@@ -45,45 +48,9 @@ def missing_count(*, received: int, has_sequence_zero: bool, expected_last: int)
     return max(0, expected_last - (received - int(has_sequence_zero)))
 
 
-@dataclass(slots=True)
-class CallTally:
-    """A call's packet counters; `record_*` apply one packet in arrival order."""
-
-    received: int = 0
-    duplicates: int = 0
-    late: int = 0
-    max_sequence: int | None = None
-    has_sequence_zero: bool = False
-    bytes_received: int = 0
-    final_sequence: int | None = None
-
-    @property
-    def expected_last(self) -> int:
-        return max(self.max_sequence or 0, self.final_sequence or 0)
-
-    @property
-    def missing(self) -> int:
-        return missing_count(
-            received=self.received,
-            has_sequence_zero=self.has_sequence_zero,
-            expected_last=self.expected_last,
-        )
-
-    def record_new(self, sequence: int, size: int) -> Arrival:
-        """Count a packet stored for the first time."""
-        highest = self.max_sequence
-        is_late = highest is not None and sequence < highest
-        next_expected = 1 if highest is None else highest + 1
-        gap = Gap(next_expected, sequence - 1) if sequence > next_expected else None
-        self.received += 1
-        self.bytes_received += size
-        self.late += int(is_late)
-        self.has_sequence_zero |= sequence == 0
-        self.max_sequence = sequence if highest is None else max(highest, sequence)
-        return Arrival(is_late=is_late, gap=gap)
-
-    def record_duplicate(self) -> None:
-        self.duplicates += 1
+def expected_last(max_sequence: int | None, final_sequence: int | None) -> int:
+    """The last sequence a call should have: the highest seen or declared, whichever is more."""
+    return max(max_sequence or 0, final_sequence or 0)
 
 
 def missing_ranges(

@@ -1,68 +1,140 @@
-"""Every SQL statement of the ingest path; each takes a whole batch as arrays (one round trip).
+"""The SQL of the ingest path: a whole batch of packets in one statement (one round trip).
 
-All run inside the caller's transaction on a raw asyncpg connection.
+The statement runs in autocommit, so it is its own transaction: all of it commits or none.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
 
-from callscope.calls.states import CallState
-from callscope.ingest.packets import CallTally
+from callscope.ingest.packets import Packet
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
-_CREATE_CALLS = """
-WITH created AS (
-    INSERT INTO calls (call_id, state)
-    SELECT id, 'IN_PROGRESS' FROM unnest($1::text[]) AS t(id) ORDER BY id
-    ON CONFLICT (call_id) DO NOTHING
-    RETURNING call_id
+CLOSED_CALL_RACE_SQLSTATE: Final = "CS409"
+
+# Reading guide:
+#   locked     existing calls of the batch, locked in call_id order (no deadlocks between
+#              batches), with their latest committed state and counters;
+#   firsts     the first occurrence of each (call_id, sequence) among packets of calls that
+#              take packets (IN_PROGRESS, or not created yet);
+#   inserted   what was really new (ON CONFLICT DO NOTHING);
+#   accepted   new packets with the highest sequence their call had before each of them,
+#              in arrival order (the prior maximum, then earlier packets of this batch);
+#   verdicts   every packet of an open call: accepted, duplicate (same bytes as the stored
+#              or the batch's first copy), conflict (other bytes) or unknown (stored by a
+#              batch that committed after this statement's snapshot; resolved afterwards);
+#   upserted   each call's counters raised by its deltas, creating new calls; a new call that
+#              was completed meanwhile aborts the statement (CS409) so the batch is retried.
+_WRITE_BATCH: Final = """
+WITH input AS (
+    SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::float8[], $5::timestamptz[])
+        WITH ORDINALITY AS i(call_id, sequence, data, sent_at, received_at, idx)
+),
+locked AS (
+    SELECT call_id, state, packets_received, has_sequence_zero, max_sequence, final_sequence
+    FROM calls WHERE call_id = ANY($6::text[]) ORDER BY call_id FOR UPDATE
+),
+open_input AS (
+    SELECT i.*, l.max_sequence AS prior_max
+    FROM input AS i LEFT JOIN locked AS l USING (call_id)
+    WHERE l.call_id IS NULL OR l.state = 'IN_PROGRESS'
+),
+firsts AS (
+    SELECT DISTINCT ON (call_id, sequence) * FROM open_input ORDER BY call_id, sequence, idx
+),
+inserted AS (
+    INSERT INTO packets (call_id, sequence, data, sent_at, received_at)
+    SELECT call_id, sequence, data, sent_at, received_at FROM firsts
+    ON CONFLICT (call_id, sequence) DO NOTHING
+    RETURNING call_id, sequence
+),
+accepted AS (
+    SELECT f.call_id, f.sequence, f.idx, f.data, length(f.data) AS size,
+           GREATEST(f.prior_max, max(f.sequence) OVER earlier) AS highest_before
+    FROM firsts AS f JOIN inserted USING (call_id, sequence)
+    WINDOW earlier AS (
+        PARTITION BY f.call_id ORDER BY f.idx ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+    )
+),
+verdicts AS (
+    SELECT o.idx, o.call_id, o.sequence, a.highest_before, a.size,
+           CASE
+               WHEN a.idx = o.idx THEN 'accepted'
+               WHEN coalesce(a.data, p.data) IS NULL THEN 'unknown'
+               WHEN coalesce(a.data, p.data) = o.data THEN 'duplicate'
+               ELSE 'conflict'
+           END AS outcome
+    FROM open_input AS o
+    LEFT JOIN accepted AS a USING (call_id, sequence)
+    LEFT JOIN packets AS p
+        ON a.idx IS NULL AND p.call_id = o.call_id AND p.sequence = o.sequence
+),
+deltas AS (
+    SELECT call_id,
+           count(*) FILTER (WHERE outcome = 'accepted') AS received,
+           count(*) FILTER (WHERE outcome = 'duplicate') AS duplicates,
+           count(*) FILTER (WHERE outcome = 'accepted' AND sequence < highest_before) AS late,
+           coalesce(sum(size) FILTER (WHERE outcome = 'accepted'), 0) AS bytes,
+           max(sequence) FILTER (WHERE outcome = 'accepted') AS max_sequence,
+           coalesce(bool_or(sequence = 0) FILTER (WHERE outcome = 'accepted'), false) AS has_zero
+    FROM verdicts
+    GROUP BY call_id
+    HAVING count(*) FILTER (WHERE outcome IN ('accepted', 'duplicate')) > 0
+),
+upserted AS (
+    INSERT INTO calls AS c (
+        call_id, state, packets_received, packets_duplicate, packets_late, bytes_received,
+        max_sequence, has_sequence_zero
+    )
+    SELECT call_id, 'IN_PROGRESS', received, duplicates, late, bytes, max_sequence, has_zero
+    FROM deltas ORDER BY call_id
+    ON CONFLICT (call_id) DO UPDATE SET
+        packets_received = CASE
+            WHEN c.state = 'IN_PROGRESS' THEN c.packets_received + excluded.packets_received
+            ELSE callscope_reject_closed_call(c.call_id)
+        END,
+        packets_duplicate = c.packets_duplicate + excluded.packets_duplicate,
+        packets_late = c.packets_late + excluded.packets_late,
+        bytes_received = c.bytes_received + excluded.bytes_received,
+        max_sequence = GREATEST(c.max_sequence, excluded.max_sequence),
+        has_sequence_zero = c.has_sequence_zero OR excluded.has_sequence_zero,
+        last_packet_at = now(),
+        updated_at = now()
+    RETURNING c.call_id, c.xmax = 0 AS created, c.packets_received, c.has_sequence_zero,
+              c.max_sequence, c.final_sequence
+),
+created_events AS (
+    INSERT INTO call_events (call_id, type, to_state)
+    SELECT call_id, 'call.created', 'IN_PROGRESS' FROM upserted WHERE created ORDER BY call_id
 )
-INSERT INTO call_events (call_id, type, to_state)
-SELECT call_id, 'call.created', 'IN_PROGRESS' FROM created ORDER BY call_id
-RETURNING call_id
+SELECT i.idx, i.call_id, i.sequence, coalesce(v.outcome, 'closed') AS outcome,
+       v.highest_before, coalesce(l.state, 'IN_PROGRESS') AS state, u.created IS TRUE AS created,
+       coalesce(u.packets_received, l.packets_received) AS received,
+       coalesce(u.has_sequence_zero, l.has_sequence_zero) AS has_sequence_zero,
+       coalesce(u.max_sequence, l.max_sequence) AS max_sequence,
+       coalesce(u.final_sequence, l.final_sequence) AS final_sequence
+FROM input AS i
+LEFT JOIN verdicts AS v USING (idx)
+LEFT JOIN locked AS l ON l.call_id = i.call_id
+LEFT JOIN upserted AS u ON u.call_id = i.call_id
+ORDER BY i.idx
 """
 
-# call_id order: two flushers (or two replicas) touching the same calls cannot deadlock.
-_LOCK_CALLS = """
-SELECT call_id, state, packets_received, packets_duplicate, packets_late, max_sequence,
-       has_sequence_zero, bytes_received, final_sequence
-FROM calls WHERE call_id = ANY($1::text[]) ORDER BY call_id FOR UPDATE
-"""
-
-_INSERT_PACKETS = """
-INSERT INTO packets (call_id, sequence, data, sent_at, received_at)
-SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::float8[], $5::timestamptz[])
-ON CONFLICT (call_id, sequence) DO NOTHING
-RETURNING call_id, sequence
-"""
-
-_STORED_DATA = """
+_STORED_DATA: Final = """
 SELECT k.call_id, k.sequence, p.data
 FROM unnest($1::text[], $2::int8[]) AS k(call_id, sequence)
 JOIN packets AS p ON p.call_id = k.call_id AND p.sequence = k.sequence
 """
 
-# Increments and GREATEST: order-independent, correct whatever else commits in between.
-_ADD_TO_COUNTERS = """
-UPDATE calls AS c SET
-    packets_received = c.packets_received + d.received,
-    packets_duplicate = c.packets_duplicate + d.duplicates,
-    packets_late = c.packets_late + d.late,
-    bytes_received = c.bytes_received + d.bytes,
-    max_sequence = GREATEST(c.max_sequence, d.max_sequence),
-    has_sequence_zero = c.has_sequence_zero OR d.has_zero,
-    last_packet_at = now(),
-    updated_at = now()
-FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::bool[])
-    AS d(call_id, received, duplicates, late, bytes, max_sequence, has_zero)
+_ADD_DUPLICATES: Final = """
+UPDATE calls AS c SET packets_duplicate = c.packets_duplicate + d.count, updated_at = now()
+FROM unnest($1::text[], $2::int8[]) AS d(call_id, count)
 WHERE c.call_id = d.call_id
 """
 
@@ -70,82 +142,53 @@ PacketKey = tuple[str, int]
 
 
 @dataclass(frozen=True, slots=True)
-class LockedCall:
-    state: CallState
-    tally: CallTally
+class PacketRow:
+    """What the batch statement says about one packet, in the order they were given."""
 
-
-@dataclass(frozen=True, slots=True)
-class NewPacket:
     call_id: str
     sequence: int
-    data: bytes
-    sent_at: float
-    received_at: datetime
+    outcome: str  # accepted | duplicate | conflict | unknown | closed
+    highest_before: int | None
+    state: str
+    created: bool
+    received: int
+    has_sequence_zero: bool
+    max_sequence: int | None
+    final_sequence: int | None
 
 
-async def create_missing_calls(conn: "Connection", call_ids: Sequence[str]) -> set[str]:
-    """Create the calls that do not exist yet (with their `call.created` event)."""
-    rows = await conn.fetch(_CREATE_CALLS, call_ids)
-    return {row["call_id"] for row in rows}
-
-
-async def lock_calls(conn: "Connection", call_ids: Sequence[str]) -> dict[str, LockedCall]:
-    rows = await conn.fetch(_LOCK_CALLS, call_ids)
-    return {
-        row["call_id"]: LockedCall(
-            state=CallState(row["state"]),
-            tally=CallTally(
-                received=row["packets_received"],
-                duplicates=row["packets_duplicate"],
-                late=row["packets_late"],
-                max_sequence=row["max_sequence"],
-                has_sequence_zero=row["has_sequence_zero"],
-                bytes_received=row["bytes_received"],
-                final_sequence=row["final_sequence"],
-            ),
+async def write_packets(conn: "Connection", batch: Sequence[tuple[str, Packet]]) -> list[PacketRow]:
+    rows = await conn.fetch(
+        _WRITE_BATCH,
+        [call_id for call_id, _ in batch],
+        [packet.sequence for _, packet in batch],
+        [packet.data for _, packet in batch],
+        [packet.sent_at for _, packet in batch],
+        [packet.received_at for _, packet in batch],
+        sorted({call_id for call_id, _ in batch}),
+    )
+    return [
+        PacketRow(
+            call_id=row["call_id"],
+            sequence=row["sequence"],
+            outcome=row["outcome"],
+            highest_before=row["highest_before"],
+            state=row["state"],
+            created=row["created"],
+            received=row["received"],
+            has_sequence_zero=row["has_sequence_zero"],
+            max_sequence=row["max_sequence"],
+            final_sequence=row["final_sequence"],
         )
         for row in rows
-    }
-
-
-async def insert_packets(conn: "Connection", packets: Sequence[NewPacket]) -> set[PacketKey]:
-    """Insert what is not stored yet; return the keys that were actually inserted."""
-    rows = await conn.fetch(
-        _INSERT_PACKETS,
-        [p.call_id for p in packets],
-        [p.sequence for p in packets],
-        [p.data for p in packets],
-        [p.sent_at for p in packets],
-        [p.received_at for p in packets],
-    )
-    return {(row["call_id"], row["sequence"]) for row in rows}
+    ]
 
 
 async def stored_data(conn: "Connection", keys: Sequence[PacketKey]) -> dict[PacketKey, bytes]:
-    if not keys:
-        return {}
     rows = await conn.fetch(_STORED_DATA, [k[0] for k in keys], [k[1] for k in keys])
     return {(row["call_id"], row["sequence"]): row["data"] for row in rows}
 
 
-async def add_to_counters(
-    conn: "Connection", before: dict[str, CallTally], after: dict[str, CallTally]
-) -> None:
-    """Add the difference between each call's tally before and after the batch.
-
-    Calls whose tally did not change (every packet refused) are left untouched.
-    """
-    call_ids = sorted(c for c in after if after[c] != before[c])
-    if not call_ids:
-        return
-    await conn.execute(
-        _ADD_TO_COUNTERS,
-        call_ids,
-        [after[c].received - before[c].received for c in call_ids],
-        [after[c].duplicates - before[c].duplicates for c in call_ids],
-        [after[c].late - before[c].late for c in call_ids],
-        [after[c].bytes_received - before[c].bytes_received for c in call_ids],
-        [after[c].max_sequence for c in call_ids],
-        [after[c].has_sequence_zero for c in call_ids],
-    )
+async def add_duplicates(conn: "Connection", counts: dict[str, int]) -> None:
+    call_ids = sorted(counts)
+    await conn.execute(_ADD_DUPLICATES, call_ids, [counts[c] for c in call_ids])

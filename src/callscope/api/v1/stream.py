@@ -10,6 +10,7 @@ from callscope.api.deps import IngestAuth
 from callscope.calls.schemas import CallIdPath, PacketAck, PacketIn
 from callscope.errors import PacketTooLarge
 from callscope.ingest.packets import Packet
+from callscope.resources import Resources
 
 router = APIRouter(tags=["ingest"])
 
@@ -30,11 +31,22 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Ingest one audio packet",
     description="Stores the packet durably and answers 202 once it is committed. The first "
     "packet creates the call. A repeated packet with the same data is acknowledged as "
-    "`duplicate` and stored once.",
+    "`duplicate` and stored once. Requests with `Content-Type: application/json` and a "
+    "`Content-Length` are served by a leaner path with the same checks and answers.",
     response_model=PacketAck,
     responses=_ERRORS,
 )
 async def ingest_packet(call_id: CallIdPath, body: PacketIn, resources: IngestAuth) -> Response:
+    ack = await store_packet(resources, call_id, body)
+    # Serialised here: FastAPI would validate the model once more before serialising it.
+    return Response(ack, status_code=202, media_type="application/json")
+
+
+async def store_packet(resources: Resources, call_id: str, body: PacketIn) -> bytes:
+    """Check the decoded size, store the packet, and return the 202 body (JSON of PacketAck).
+
+    Shared by this route and the raw fast path (`api/ingest_fast_path.py`).
+    """
     limit = resources.settings.max_packet_bytes
     if len(body.data) > limit:
         raise PacketTooLarge(f"data decodes to {len(body.data)} bytes; the limit is {limit}")
@@ -53,5 +65,4 @@ async def ingest_packet(call_id: CallIdPath, body: PacketIn, resources: IngestAu
         state=outcome.state,
         missing=outcome.missing,
     )
-    # Serialised here: FastAPI would validate the model once more before serialising it.
-    return Response(ack.model_dump_json(), status_code=202, media_type="application/json")
+    return ack.model_dump_json().encode()
