@@ -1,6 +1,7 @@
 """Ingest benchmark: callscope (group commit on PostgreSQL) against a bare FastAPI endpoint.
 
-Both run as one uvicorn process with the same server settings; wrk drives both with the same
+Both run as one uvicorn process through the same `callscope.server.serve` (same server and
+process settings, log level WARNING, no access log); wrk drives both with the same
 load (many calls streaming 160-byte frames) at each connection count, in the same run, and the
 script prints req/s and p50/p95/p99 for each and their ratio. Afterwards it checks that every
 packet callscope acknowledged is in the database.
@@ -38,7 +39,6 @@ from callscope.settings import asyncpg_dsn
 
 HERE = Path(__file__).parent
 TOKEN = "bench-ingest-token"
-UVICORN_SETTINGS = ["--host", "127.0.0.1", "--no-access-log", "--log-level", "warning"]
 
 
 @dataclass(frozen=True)
@@ -204,15 +204,7 @@ def main() -> int:
         )
         stack.enter_context(
             _process(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "benchmarks.bare_app:app",
-                    "--port",
-                    str(bare_port),
-                    *UVICORN_SETTINGS,
-                ],
+                [sys.executable, "-m", "benchmarks.bare_app", "--port", str(bare_port)],
                 {**env, "PYTHONPATH": str(HERE.parent)},
                 "bare",
             )

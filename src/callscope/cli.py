@@ -5,7 +5,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import uvicorn
 from pydantic import SecretStr, ValidationError
 
 from callscope.app import create_app
@@ -13,7 +12,7 @@ from callscope.auth.bootstrap import ensure_local_tokens
 from callscope.db.embedded import start_embedded_database
 from callscope.db.migrate import upgrade_to_head
 from callscope.logging import configure_logging
-from callscope.runtime import freeze_startup_objects
+from callscope.server import serve
 from callscope.settings import Settings
 
 
@@ -81,14 +80,10 @@ def _run(settings: Settings) -> int:
 
 
 def _serve(settings: Settings) -> None:
-    config = uvicorn.Config(
+    serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        log_level=settings.log_level,
         access_log=settings.access_log,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
     )
-    server = uvicorn.Server(config)
-    freeze_startup_objects()
-    server.run()

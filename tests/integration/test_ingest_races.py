@@ -6,7 +6,8 @@ import random
 import asyncpg
 import httpx
 
-from tests.factories import SUPERVISOR, audio, post_packet
+from callscope.settings import Settings
+from tests.factories import SUPERVISOR, audio, post_packet, running_app
 from tests.integration.checks import assert_counters_match_packets
 
 
@@ -110,3 +111,19 @@ async def test_many_calls_with_loss_and_duplicates(
     listed = await client.get("/v1/calls", params={"limit": 500}, headers=SUPERVISOR)
     missing_by_api = {c["call_id"]: c["packets_missing"] for c in listed.json()["items"]}
     assert missing_by_api == expected_missing
+
+
+async def test_overload_is_shed_with_503_and_nothing_acknowledged_is_lost(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    async with running_app(settings.model_copy(update={"ingest_queue_limit": 4})) as client:
+        responses = await asyncio.gather(*(post_packet(client, "flood", s) for s in range(1, 301)))
+    by_status: dict[int, set[int]] = {}
+    for sequence, response in enumerate(responses, start=1):
+        by_status.setdefault(response.status_code, set()).add(sequence)
+    assert set(by_status) == {202, 503}
+    shed = responses[min(by_status[503]) - 1]
+    assert shed.json()["code"] == "ingest_overloaded"
+    assert shed.headers["retry-after"] == "1"
+    stored = {r["sequence"] for r in await db.fetch("SELECT sequence FROM packets")}
+    assert stored == by_status[202]
