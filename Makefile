@@ -27,8 +27,9 @@ migrate: install
 
 test: lint type pytest  ## static checks, then the whole test suite
 
-pytest: install
-	$(BIN)/pytest
+pytest: install  ## the test suite under branch coverage (floor in pyproject.toml)
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage report
 
 lint: install
 	$(BIN)/ruff format --check .
@@ -47,7 +48,9 @@ bench: install  ## ingest benchmark: callscope vs a bare endpoint (needs wrk)
 	$(BIN)/python -m benchmarks.ingest
 
 lock: install
-	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^callscope' > requirements.lock.new
+	{ echo "# Every package, pinned: make installs exactly these, then callscope itself with --no-deps."; \
+	  echo "# Regenerate after changing pyproject.toml: make lock."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^callscope'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:

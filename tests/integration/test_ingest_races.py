@@ -2,12 +2,20 @@
 
 import asyncio
 import random
+from datetime import UTC, datetime
 
 import asyncpg
+import asyncpg.transaction
 import httpx
+import pytest
+from structlog.testing import capture_logs
 
-from callscope.settings import Settings
-from tests.factories import SUPERVISOR, audio, post_packet, running_app
+from callscope.db.engine import create_ingest_pool
+from callscope.errors import CallNotAcceptingPackets
+from callscope.ingest.committer import GroupCommitter
+from callscope.ingest.packets import Packet, PacketStatus
+from callscope.settings import Settings, asyncpg_dsn
+from tests.factories import INGEST, SUPERVISOR, audio, post_packet, running_app
 from tests.integration.checks import assert_counters_match_packets
 
 
@@ -127,3 +135,86 @@ async def test_overload_is_shed_with_503_and_nothing_acknowledged_is_lost(
     assert shed.headers["retry-after"] == "1"
     stored = {r["sequence"] for r in await db.fetch("SELECT sequence FROM packets")}
     assert stored == by_status[202]
+
+
+async def _hold_call_lock(db: asyncpg.Connection, call_id: str) -> asyncpg.transaction.Transaction:
+    transaction = db.transaction()
+    await transaction.start()
+    await db.execute("SELECT 1 FROM calls WHERE call_id = $1 FOR UPDATE", call_id)
+    return transaction
+
+
+async def _until_waiting_on_a_lock(db_url: str) -> None:
+    """Wait until some other session is blocked on a row lock (the batch under test)."""
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        for _ in range(100):
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("no batch ever waited on the call lock")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(("second_data", "expected"), [(None, {202}), (b"other", {202, 409})])
+async def test_twin_committed_after_the_snapshot_is_still_compared_byte_for_byte(
+    client: httpx.AsyncClient,
+    replica_b: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    db_url: str,
+    second_data: bytes | None,
+    expected: set[int],
+) -> None:
+    """Both statements take their snapshot, then wait on the call lock; the second one finds
+    the first one's packet committed but invisible to its snapshot, and must still tell a
+    duplicate from a conflict."""
+    await post_packet(client, "twins", 1)
+    lock = await _hold_call_lock(db, "twins")
+    first = asyncio.create_task(post_packet(client, "twins", 7))
+    second = asyncio.create_task(post_packet(replica_b, "twins", 7, data=second_data))
+    await _until_waiting_on_a_lock(db_url)
+    await asyncio.sleep(0.1)  # let the second statement start waiting too
+    await lock.commit()
+    responses = [await first, await second]
+    assert {r.status_code for r in responses} == expected
+    assert await db.fetchval("SELECT count(*) FROM packets WHERE sequence = 7") == 1
+    duplicates = await db.fetchval("SELECT packets_duplicate FROM calls WHERE call_id = 'twins'")
+    assert duplicates == (1 if second_data is None else 0)
+    await assert_counters_match_packets(db)
+
+
+async def test_batch_that_raced_a_new_calls_completion_is_retried_and_refused(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection, db_url: str
+) -> None:
+    """A batch believes call `fresh` is new (its snapshot predates it) while others create and
+    complete it; its packet must be refused, not stored into the completed call."""
+    await post_packet(client, "busy", 1)
+    lock = await _hold_call_lock(db, "busy")
+    pool = await create_ingest_pool(db_url, size=1)
+    committer = GroupCommitter(pool, batch_max=10, queue_limit=10, flushers=1)
+    now = datetime.now(UTC)
+    busy = asyncio.create_task(committer.submit("busy", Packet(2, audio(2), 1.0, now)))
+    fresh = asyncio.create_task(committer.submit("fresh", Packet(1, audio(1), 1.0, now)))
+    await asyncio.sleep(0)  # both queued before the flusher starts: one batch
+    committer.start()
+    try:
+        await _until_waiting_on_a_lock(db_url)
+        assert (await post_packet(client, "fresh", 5)).status_code == 202
+        assert (await client.post("/v1/calls/fresh/complete", headers=INGEST)).status_code == 200
+        with capture_logs() as logs:
+            await lock.commit()
+            assert (await busy).status is PacketStatus.accepted
+            with pytest.raises(CallNotAcceptingPackets):
+                await fresh
+        retries = [e for e in logs if e["event"] == "ingest_batch_retried"]
+        assert [e["sqlstate"] for e in retries] == ["CS409"]
+    finally:
+        await committer.close()
+        await pool.close()
+    stored = await db.fetch("SELECT sequence FROM packets WHERE call_id = 'fresh'")
+    assert [r["sequence"] for r in stored] == [5]
+    await assert_counters_match_packets(db)
