@@ -52,7 +52,10 @@ def db_url() -> Iterator[str]:
 async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A direct connection for checking what the service stored; tables start empty."""
     conn = await asyncpg.connect(asyncpg_dsn(db_url))
-    await conn.execute("TRUNCATE calls, packets, call_events RESTART IDENTITY CASCADE")
+    await conn.execute(
+        "TRUNCATE calls, packets, call_events, ai_attempts, transcripts, sentiments, "
+        "pgqueuer, pgqueuer_log RESTART IDENTITY CASCADE"
+    )
     try:
         yield conn
     finally:

@@ -13,6 +13,7 @@ from callscope.api.ingest_fast_path import IngestFastPath
 from callscope.api.problems import install_error_handlers
 from callscope.api.v1 import calls, stream
 from callscope.auth.tokens import TokenChecker
+from callscope.calls.processing import ProcessingService
 from callscope.calls.service import CallService
 from callscope.calls.sweeper import sweep_idle_calls
 from callscope.db.engine import create_engine, create_ingest_pool, create_session_factory
@@ -49,13 +50,15 @@ def create_app(settings: Settings) -> FastAPI:
             queue_limit=settings.ingest_queue_limit,
             flushers=settings.ingest_flushers,
         )
-        call_service = CallService(create_session_factory(engine))
+        session_factory = create_session_factory(engine)
+        call_service = CallService(session_factory)
         resources = Resources(
             settings=settings,
             engine=engine,
             ingest_pool=pool,
             committer=committer,
             calls=call_service,
+            processing=ProcessingService(session_factory, max_attempts=settings.ai_max_attempts),
             tokens=tokens,
             head_revision=head_revision(),
         )

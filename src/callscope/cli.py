@@ -1,16 +1,20 @@
-"""Command line: run | serve | migrate (each also as `python -m callscope …`)."""
+"""Command line: run | serve | worker | migrate | mock-ai (each also as `python -m callscope …`)."""
 
 import argparse
+import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from callscope.ai.mock_service import create_mock_ai_app
 from callscope.app import create_app
 from callscope.auth.bootstrap import ensure_local_tokens
 from callscope.db.embedded import start_embedded_database
 from callscope.db.migrate import upgrade_to_head
+from callscope.jobs.worker import run_worker
 from callscope.logging import configure_logging
 from callscope.server import serve
 from callscope.settings import Settings
@@ -27,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--host", help="address to bind (default: CALLSCOPE_HOST)")
         command.add_argument("--port", type=int, help="port to bind (default: CALLSCOPE_PORT)")
     commands.add_parser("migrate", help="apply database migrations to CALLSCOPE_DATABASE_URL")
+    commands.add_parser("worker", help="process AI jobs from CALLSCOPE_DATABASE_URL's queue")
+    mock_ai = commands.add_parser("mock-ai", help="the flaky mock AI provider as an HTTP API")
+    mock_ai.add_argument("--port", type=int, help="port (default: CALLSCOPE_MOCK_AI_PORT)")
     return parser
 
 
@@ -38,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"callscope: invalid settings:\n{exc}", file=sys.stderr)
         return 2
     configure_logging(level=settings.log_level, json_lines=settings.log_json)
+    if args.command == "mock-ai":
+        _mock_ai(settings, args.port or settings.mock_ai_port)
+        return 0
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = settings.model_copy(update=overrides)
     if args.command == "run":
@@ -45,12 +55,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.database_url is None:
         print("callscope: set CALLSCOPE_DATABASE_URL (or use `callscope run`)", file=sys.stderr)
         return 2
-    if args.command == "migrate":
-        upgrade_to_head(settings.database_url)
-        print("callscope: database schema is at head")
-        return 0
-    _serve(settings)
+    {"migrate": _migrate, "worker": _work, "serve": _serve}[args.command](settings)
     return 0
+
+
+def _migrate(settings: Settings) -> None:
+    upgrade_to_head(settings.require_database_url())
+    print("callscope: database schema is at head")
+
+
+def _mock_ai(settings: Settings, port: int) -> None:
+    serve(
+        create_mock_ai_app(settings),
+        host=settings.host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )
 
 
 def _run(settings: Settings) -> int:
@@ -74,16 +95,30 @@ def _run(settings: Settings) -> int:
         print(f"  supervisor token: {tokens.supervisor}")
     base = f"http://{settings.host}:{settings.port}"
     print(f"callscope: API {base}/v1  docs {base}/docs  health {base}/readyz", flush=True)
-    _serve(settings)
+    _serve(settings, with_worker=True)
     del server  # keeps the embedded server referenced until the API has stopped
     return 0
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, *, with_worker: bool = False) -> None:
     serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        worker=settings if with_worker else None,
     )
+
+
+def _work(settings: Settings) -> None:
+    """Run the worker until SIGINT/SIGTERM, then drain: in-flight jobs finish."""
+
+    async def work() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop)
+
+    asyncio.run(work())

@@ -6,6 +6,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callscope.auth.tokens import TokenChecker
+from callscope.calls.processing import ProcessingService
 from callscope.calls.service import CallService
 from callscope.ingest.committer import GroupCommitter
 from callscope.settings import Settings
@@ -18,6 +19,7 @@ class Resources:
     ingest_pool: asyncpg.Pool
     committer: GroupCommitter
     calls: CallService
+    processing: ProcessingService
     tokens: TokenChecker
     head_revision: str
     draining: bool = False

@@ -66,6 +66,46 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(10, ge=1, description="Connections for reads and state changes.")
 
+    ai_provider: Literal["mock", "http"] = Field(
+        "mock",
+        description="mock: the in-process flaky mock; http: an external API such as "
+        "`callscope mock-ai` at CALLSCOPE_AI_HTTP_URL.",
+    )
+    ai_failure_rate: float = Field(
+        0.25,
+        ge=0.0,
+        le=1.0,
+        description="Share of mock provider calls that fail like an HTTP 503 (0 switches it off). "
+        "Used by whichever process hosts the mock: the worker (mock) or `callscope mock-ai`.",
+    )
+    ai_latency_min: float = Field(1.0, ge=0, description="Mock provider latency, lower bound (s).")
+    ai_latency_max: float = Field(3.0, ge=0, description="Mock provider latency, upper bound (s).")
+    ai_seed: int | None = Field(None, description="Seed of the mock's failures and latencies.")
+    ai_http_url: str = Field(
+        "http://127.0.0.1:8100", description="Base URL of the AI API (provider `http`)."
+    )
+    ai_http_timeout: float = Field(10.0, gt=0, description="Seconds before an AI API call fails.")
+    ai_max_attempts: int = Field(
+        8, ge=1, description="Provider calls a call may spend before it is FAILED."
+    )
+    ai_inline_retries: int = Field(
+        2, ge=0, description="Quick retries inside one job run before the job is re-queued."
+    )
+    ai_inline_wait: float = Field(
+        0.2, gt=0, description="First quick-retry wait (s); doubles, with jitter, up to 10x."
+    )
+    ai_retry_base: float = Field(
+        2.0, gt=0, description="Re-queue backoff base (s), doubled per try."
+    )
+    ai_retry_cap: float = Field(60.0, gt=0, description="Longest re-queue backoff (s).")
+    worker_concurrency: int = Field(16, ge=1, description="AI jobs one worker runs at once.")
+    worker_heartbeat_timeout: float = Field(
+        10.0,
+        ge=1.0,
+        description="Seconds without a heartbeat after which a job of a dead worker is re-picked.",
+    )
+    mock_ai_port: int = Field(8100, ge=1, le=65535, description="Port of `callscope mock-ai`.")
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level of log lines written."
     )

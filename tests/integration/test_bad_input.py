@@ -151,17 +151,23 @@ async def test_packet_without_an_ingest_token_is_refused(
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
-async def test_unauthenticated_invalid_packet_gets_401_not_422(
-    client: httpx.AsyncClient, chunked: bool
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/call/stream/c1", b'{"sequence": "one"}'),
+        ("/v1/call/stream/c1", b'{"sequence": 1, "data": '),
+        ("/v1/call/stream/c1", b"x" * 200_000),
+        ("/v1/call/stream/bad%20id", b"{"),
+    ],
+)
+async def test_unauthenticated_request_gets_401_whatever_else_is_wrong(
+    client: httpx.AsyncClient, chunked: bool, path: str, body: bytes
 ) -> None:
     response = await post_raw(
-        client,
-        "/v1/call/stream/c1",
-        b'{"sequence": "one"}',
-        headers={"content-type": "application/json"},
-        chunked=chunked,
+        client, path, body, headers={"content-type": "application/json"}, chunked=chunked
     )
     assert response.status_code == 401
+    assert response.json()["code"] == "not_authenticated"
 
 
 async def test_body_that_is_not_json_is_refused(

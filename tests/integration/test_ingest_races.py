@@ -8,7 +8,6 @@ import asyncpg
 import asyncpg.transaction
 import httpx
 import pytest
-from structlog.testing import capture_logs
 
 from callscope.db.engine import create_ingest_pool
 from callscope.errors import CallNotAcceptingPackets
@@ -144,15 +143,16 @@ async def _hold_call_lock(db: asyncpg.Connection, call_id: str) -> asyncpg.trans
     return transaction
 
 
-async def _until_waiting_on_a_lock(db_url: str) -> None:
-    """Wait until some other session is blocked on a row lock (the batch under test)."""
+async def _until_waiting_on_a_lock(db_url: str, sessions: int = 1) -> None:
+    """Wait until `sessions` sessions of this database are blocked on a lock."""
     conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
         for _ in range(100):
             waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
             )
-            if waiting:
+            if waiting >= sessions:
                 return
             await asyncio.sleep(0.02)
         raise AssertionError("no batch ever waited on the call lock")
@@ -161,7 +161,7 @@ async def _until_waiting_on_a_lock(db_url: str) -> None:
 
 
 @pytest.mark.parametrize(("second_data", "expected"), [(None, {202}), (b"other", {202, 409})])
-async def test_twin_committed_after_the_snapshot_is_still_compared_byte_for_byte(
+async def test_twins_waiting_on_the_same_call_are_compared_byte_for_byte(
     client: httpx.AsyncClient,
     replica_b: httpx.AsyncClient,
     db: asyncpg.Connection,
@@ -169,15 +169,13 @@ async def test_twin_committed_after_the_snapshot_is_still_compared_byte_for_byte
     second_data: bytes | None,
     expected: set[int],
 ) -> None:
-    """Both statements take their snapshot, then wait on the call lock; the second one finds
-    the first one's packet committed but invisible to its snapshot, and must still tell a
-    duplicate from a conflict."""
+    """Two replicas' batches with the same sequence both wait on the call's lock; the second
+    must see the first one's committed packet and tell a duplicate from a conflict."""
     await post_packet(client, "twins", 1)
     lock = await _hold_call_lock(db, "twins")
     first = asyncio.create_task(post_packet(client, "twins", 7))
     second = asyncio.create_task(post_packet(replica_b, "twins", 7, data=second_data))
-    await _until_waiting_on_a_lock(db_url)
-    await asyncio.sleep(0.1)  # let the second statement start waiting too
+    await _until_waiting_on_a_lock(db_url, sessions=2)
     await lock.commit()
     responses = [await first, await second]
     assert {r.status_code for r in responses} == expected
@@ -187,11 +185,11 @@ async def test_twin_committed_after_the_snapshot_is_still_compared_byte_for_byte
     await assert_counters_match_packets(db)
 
 
-async def test_batch_that_raced_a_new_calls_completion_is_retried_and_refused(
+async def test_packet_of_a_call_completed_while_its_batch_waited_is_refused(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection, db_url: str
 ) -> None:
-    """A batch believes call `fresh` is new (its snapshot predates it) while others create and
-    complete it; its packet must be refused, not stored into the completed call."""
+    """A batch waits (on another call's lock) while others create and complete call `fresh`;
+    its packet for `fresh` must be refused, not stored into the completed call."""
     await post_packet(client, "busy", 1)
     lock = await _hold_call_lock(db, "busy")
     pool = await create_ingest_pool(db_url, size=1)
@@ -205,16 +203,46 @@ async def test_batch_that_raced_a_new_calls_completion_is_retried_and_refused(
         await _until_waiting_on_a_lock(db_url)
         assert (await post_packet(client, "fresh", 5)).status_code == 202
         assert (await client.post("/v1/calls/fresh/complete", headers=INGEST)).status_code == 200
-        with capture_logs() as logs:
-            await lock.commit()
-            assert (await busy).status is PacketStatus.accepted
-            with pytest.raises(CallNotAcceptingPackets):
-                await fresh
-        retries = [e for e in logs if e["event"] == "ingest_batch_retried"]
-        assert [e["sqlstate"] for e in retries] == ["CS409"]
+        await lock.commit()
+        assert (await busy).status is PacketStatus.accepted
+        with pytest.raises(CallNotAcceptingPackets):
+            await fresh
     finally:
         await committer.close()
         await pool.close()
     stored = await db.fetch("SELECT sequence FROM packets WHERE call_id = 'fresh'")
     assert [r["sequence"] for r in stored] == [5]
     await assert_counters_match_packets(db)
+
+
+async def test_same_first_packet_of_a_new_call_on_two_replicas_is_stored_once(
+    client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    for round_ in range(20):
+        call_id = f"resent-{round_}"
+        responses = await asyncio.gather(
+            post_packet(client, call_id, 1),
+            post_packet(replica_b, call_id, 1),
+            post_packet(replica_b, f"other-{round_}", 1),
+        )
+        assert [r.status_code for r in responses] == [202, 202, 202]
+        assert sorted(r.json()["status"] for r in responses[:2]) == ["accepted", "duplicate"]
+    assert await db.fetchval("SELECT count(*) FROM packets WHERE call_id LIKE 'resent-%'") == 20
+    duplicates = await db.fetchval(
+        "SELECT sum(packets_duplicate) FROM calls WHERE call_id LIKE 'resent-%'"
+    )
+    assert duplicates == 20
+    await assert_counters_match_packets(db)
+
+
+async def test_late_flags_agree_with_the_late_counter_at_call_start(
+    client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    late_acks = 0
+    for round_ in range(20):
+        call_id = f"start-{round_}"
+        high, low = await asyncio.gather(
+            post_packet(client, call_id, 5), post_packet(replica_b, call_id, 3)
+        )
+        late_acks += sum(not r.json()["in_order"] for r in (high, low))
+    assert await db.fetchval("SELECT sum(packets_late) FROM calls") == late_acks

@@ -1,8 +1,8 @@
 """A pure ASGI middleware that refuses request bodies above a size, before anything parses them."""
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from callscope.api.raw import send_problem
+from callscope.api.raw import replay_body, send_problem
 from callscope.errors import PayloadTooLarge
 
 
@@ -44,13 +44,4 @@ class BodySizeLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replay_body(b"".join(chunks), receive), send)

@@ -2,10 +2,13 @@
 
 FastAPI's per-request machinery (routing, dependency solving, the Request object, the
 exception middleware) cost as much as storing the packet did (see `benchmarks/ingest.py`).
-Requests with `Content-Type: application/json` and a `Content-Length` are answered here with
-the same checks in the same order (token, call id, body size, packet, decoded size), the same
-models and the same problem+json answers; every other request falls through to the FastAPI
-route in `api/v1/stream.py`, which is also what /docs documents.
+This middleware checks the ingest token of every request to the ingest route first (so both
+paths refuse an unauthenticated request before looking at its body), then serves a request
+itself only when it is the plain, valid case: `Content-Type: application/json`, a
+`Content-Length` within the limit, a valid call id and a body that is a valid `PacketIn`.
+Everything else — chunked bodies, other media types, any invalid input — goes on to the
+FastAPI route in `api/v1/stream.py` (with the body already read replayed to it), so error
+answers come from one place and both paths answer alike.
 """
 
 import re
@@ -14,9 +17,7 @@ from typing import Final
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from callscope.api.body_limit import too_large
-from callscope.api.problems import invalid_request
-from callscope.api.raw import send_body, send_problem
+from callscope.api.raw import replay_body, send_body, send_problem
 from callscope.api.v1.stream import store_packet
 from callscope.auth.tokens import Role
 from callscope.calls.schemas import CALL_ID_PATTERN, PacketIn
@@ -33,63 +34,58 @@ class IngestFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = _plain_json_post(scope)
-        if request is None:
+        if not _is_ingest_post(scope):
             await self.app(scope, receive, send)
             return
-        authorization, length = request
-        path: str = scope["path"]
-        try:
-            ack = await self._ingest(scope, receive, authorization, length)
-        except ServiceError as exc:
-            await send_problem(send, exc, path)
-        else:
-            await send_body(send, status=202, content_type="application/json", body=ack)
-
-    async def _ingest(
-        self, scope: Scope, receive: Receive, authorization: str | None, length: int
-    ) -> bytes:
         resources: Resources = scope["app"].state.resources
-        resources.tokens.authorize(authorization, Role.ingest)
+        authorization, content_type, length = _headers(scope)
+        try:
+            resources.tokens.authorize(authorization, Role.ingest)
+        except ServiceError as exc:
+            await send_problem(send, exc, scope["path"])
+            return
         call_id: str = scope["path"][len(_PREFIX) :]
-        if not _CALL_ID.fullmatch(call_id):
-            raise invalid_request(
-                [
-                    {
-                        "loc": ("path", "call_id"),
-                        "msg": "invalid call id",
-                        "type": "string_pattern_mismatch",
-                    }
-                ]
-            )
-        if length > resources.settings.max_body_bytes:
-            raise too_large(resources.settings.max_body_bytes)
+        plain = (
+            content_type in _JSON_TYPES
+            and length is not None
+            and length <= resources.settings.max_body_bytes
+            and _CALL_ID.fullmatch(call_id) is not None
+        )
+        if not plain:
+            await self.app(scope, receive, send)
+            return
         body = await _read_body(receive)
         try:
             packet = PacketIn.model_validate_json(body)
-        except ValidationError as exc:
-            raise invalid_request(exc.errors(), loc_prefix=("body",)) from None
-        return await store_packet(resources, call_id, packet)
+        except ValidationError:
+            await self.app(scope, replay_body(body, receive), send)
+            return
+        try:
+            ack = await store_packet(resources, call_id, packet)
+        except ServiceError as exc:
+            await send_problem(send, exc, scope["path"])
+        else:
+            await send_body(send, status=202, content_type="application/json", body=ack)
 
 
-def _plain_json_post(scope: Scope) -> tuple[str | None, int] | None:
-    """(Authorization header, Content-Length) when this path should serve the request."""
+def _is_ingest_post(scope: Scope) -> bool:
     if scope["type"] != "http" or scope["method"] != "POST":
-        return None
+        return False
     path: str = scope["path"]
-    if not path.startswith(_PREFIX) or "/" in path[len(_PREFIX) :]:
-        return None
+    return path.startswith(_PREFIX) and "/" not in path[len(_PREFIX) :]
+
+
+def _headers(scope: Scope) -> tuple[str | None, bytes | None, int | None]:
+    """(Authorization, Content-Type, Content-Length) in one pass over the raw headers."""
     authorization = content_type = length = None
     for name, value in scope["headers"]:
         if name == b"authorization":
             authorization = value.decode("latin-1")
         elif name == b"content-type":
             content_type = value.lower()
-        elif name == b"content-length":
-            length = value
-    if content_type not in _JSON_TYPES or length is None or not length.isdigit():
-        return None
-    return authorization, int(length)
+        elif name == b"content-length" and value.isdigit():
+            length = int(value)
+    return authorization, content_type, length
 
 
 async def _read_body(receive: Receive) -> bytes:

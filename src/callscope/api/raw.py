@@ -1,6 +1,6 @@
 """Answers written straight to ASGI `send`, for the code paths that run below FastAPI."""
 
-from starlette.types import Send
+from starlette.types import Message, Receive, Send
 
 from callscope.api.problems import PROBLEM_JSON, service_error_body
 from callscope.errors import ServiceError
@@ -31,3 +31,17 @@ async def send_problem(send: Send, exc: ServiceError, instance: str) -> None:
         body=service_error_body(exc, instance),
         headers=exc.headers,
     )
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands `body` (already read) to the app, then defers to the real one."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay

@@ -12,9 +12,11 @@ from sqlalchemy import (
     ForeignKey,
     Identity,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
@@ -54,6 +56,8 @@ class CallRow(Base):
     max_sequence: Mapped[int | None] = mapped_column(BigInteger)
     has_sequence_zero: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     final_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    ai_epoch: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    ai_last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class PacketRow(Base):
@@ -82,6 +86,57 @@ class CallEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(
         JSONB, nullable=False, server_default=text("'{}'::jsonb")
     )
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class AiAttemptRow(Base):
+    """One provider call for one step of one call; `epoch` counts operator re-drives."""
+
+    __tablename__ = "ai_attempts"
+    __table_args__ = (UniqueConstraint("call_id", "epoch", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.call_id", ondelete="CASCADE"), nullable=False
+    )
+    epoch: Mapped[int] = mapped_column(Integer, nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    step: Mapped[str] = mapped_column(Text, nullable=False)
+    outcome: Mapped[str | None] = mapped_column(Text)  # NULL while running
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    duration_s: Mapped[float | None] = mapped_column(Double)
+
+
+class TranscriptRow(Base):
+    __tablename__ = "transcripts"
+
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True
+    )
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+
+class SentimentRow(Base):
+    __tablename__ = "sentiments"
+    __table_args__ = (
+        CheckConstraint("score BETWEEN -1 AND 1", name="score_range"),
+        CheckConstraint("label IN ('positive', 'neutral', 'negative')", name="label_known"),
+    )
+
+    call_id: Mapped[str] = mapped_column(
+        String(128), ForeignKey("calls.call_id", ondelete="CASCADE"), primary_key=True
+    )
+    label: Mapped[str] = mapped_column(Text, nullable=False)
+    score: Mapped[float] = mapped_column(Double, nullable=False)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

@@ -122,8 +122,46 @@ class PacketStatsOut(BaseModel):
     bytes_received: int = Field(description="Decoded audio bytes stored.")
 
 
+class AiAttemptOut(BaseModel):
+    epoch: int = Field(description="Budget epoch: 0, then +1 per operator re-drive.")
+    attempt: int = Field(description="Attempt number within the epoch, from 1.")
+    step: str = Field(description="`transcribe` or `sentiment`.")
+    outcome: str | None = Field(
+        description="ok, failed (retryable), rejected (permanent), abandoned (worker died); "
+        "null while running."
+    )
+    error: str | None = Field(description="What went wrong, if anything.")
+    duration_s: float | None = Field(description="How long the provider call took.")
+    started_at: datetime = Field(description="When the attempt started.")
+
+
+class SegmentOut(BaseModel):
+    start: float = Field(description="Seconds from the start of the call.")
+    end: float = Field(description="Seconds from the start of the call.")
+    text: str = Field(description="What was said.")
+
+
+class TranscriptOut(BaseModel):
+    text: str = Field(description="The whole transcript.")
+    segments: list[SegmentOut] = Field(description="Timed segments.")
+
+
+class SentimentOut(BaseModel):
+    label: str = Field(description="positive, neutral or negative.")
+    score: float = Field(description="-1 (negative) to 1 (positive).")
+
+
+class AiOut(BaseModel):
+    epoch: int = Field(description="Current budget epoch (re-drives so far).")
+    attempts_used: int = Field(description="Provider calls spent in the current epoch.")
+    last_error: str | None = Field(description="The last provider error, if any.")
+    attempts: list[AiAttemptOut] = Field(description="Every attempt, oldest first.")
+    transcript: TranscriptOut | None = Field(description="Set once transcription succeeded.")
+    sentiment: SentimentOut | None = Field(description="Set once scoring succeeded.")
+
+
 class CallOut(BaseModel):
-    """A call with its packet statistics."""
+    """A call with its packet statistics and AI processing."""
 
     call_id: str = Field(description="The call's id.")
     state: CallState = Field(description="Where the call is in its life cycle.")
@@ -132,6 +170,7 @@ class CallOut(BaseModel):
     last_packet_at: datetime = Field(description="When its last packet arrived.")
     completed_at: datetime | None = Field(description="When it left IN_PROGRESS.")
     packets: PacketStatsOut = Field(description="Packet accounting.")
+    ai: AiOut = Field(description="Transcription and sentiment: attempts and results.")
 
 
 class CallSummaryOut(BaseModel):

@@ -1,5 +1,7 @@
 """Call use-cases: read a call, list calls, complete one (by request or idle timeout).
 
+Completing a call queues its AI job in the same transaction.
+
 Each use-case is one transaction (`_unit_of_work`); state changes lock the call row first
 and append their `call_events` row in the same commit.
 """
@@ -10,23 +12,30 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callscope.calls.ai_repository import AiRepository
 from callscope.calls.models import CallEventRow, CallRow
 from callscope.calls.repository import CallRepository
 from callscope.calls.schemas import (
+    AiAttemptOut,
+    AiOut,
     CallListOut,
     CallOut,
     CallSummaryOut,
     PacketStatsOut,
+    SegmentOut,
+    SentimentOut,
     SequenceRange,
+    TranscriptOut,
 )
-from callscope.calls.states import CallState, IllegalTransition, check_transition
-from callscope.errors import CallNotFound, InvalidCursor, InvalidTransition
+from callscope.calls.states import CallState
+from callscope.calls.transitions import move
+from callscope.errors import CallNotFound, InvalidCursor
 from callscope.ingest.packets import expected_last, missing_count, missing_ranges
+from callscope.jobs.queue import enqueue_ai_jobs
 
 MAX_LISTED_RANGES: Final = 100
 _MAX_RUNS_SCANNED: Final = 10_000
@@ -57,7 +66,8 @@ class CallService:
             if row is None:
                 raise CallNotFound(f"no call {call_id}")
             runs = await calls.present_runs(call_id, _MAX_RUNS_SCANNED + 1)
-        return _call_out(row, runs)
+            ai = await _ai_out(AiRepository(calls.session), row)
+        return _call_out(row, runs, ai)
 
     async def list_calls(self, query: CallListQuery) -> CallListOut:
         after_key = _decode_cursor(query.cursor) if query.cursor else None
@@ -91,7 +101,8 @@ class CallService:
             if row.state == CallState.IN_PROGRESS:
                 if final_sequence is not None:
                     row.final_sequence = final_sequence
-                _move(calls, row, CallState.COMPLETED, {"reason": "complete_request"})
+                move(calls, row, CallState.COMPLETED, {"reason": "complete_request"})
+                await enqueue_ai_jobs(calls.session, [call_id])
         return await self.get_call(call_id)
 
     async def complete_idle(self, idle_seconds: float, *, limit: int = 500) -> list[str]:
@@ -99,32 +110,35 @@ class CallService:
         async with self._unit_of_work() as calls:
             rows = await calls.lock_idle(idle_seconds, limit)
             for row in rows:
-                _move(
+                move(
                     calls,
                     row,
                     CallState.COMPLETED,
                     {"reason": "idle_timeout", "idle_seconds": idle_seconds},
                 )
+            await enqueue_ai_jobs(calls.session, [row.call_id for row in rows])
             return [row.call_id for row in rows]
 
 
-def _move(calls: CallRepository, row: CallRow, target: CallState, data: dict[str, Any]) -> None:
-    """Apply one checked transition to a locked row and record it."""
-    current = CallState(row.state)
-    try:
-        check_transition(current, target)
-    except IllegalTransition as exc:
-        raise InvalidTransition(str(exc), from_state=current, to_state=target) from exc
-    row.state = target
-    row.updated_at = func.now()  # SQL, evaluated at flush
-    if current == CallState.IN_PROGRESS:
-        row.completed_at = func.now()
-    calls.append_event(
-        row.call_id, "call.state_changed", from_state=current, to_state=target, data=data
+async def _ai_out(ai: AiRepository, row: CallRow) -> AiOut:
+    attempts = await ai.attempts(row.call_id)
+    transcript = await ai.transcript(row.call_id)
+    sentiment = await ai.sentiment(row.call_id)
+    return AiOut(
+        epoch=row.ai_epoch,
+        attempts_used=sum(1 for a in attempts if a.epoch == row.ai_epoch),
+        last_error=row.ai_last_error,
+        attempts=[AiAttemptOut.model_validate(a, from_attributes=True) for a in attempts],
+        transcript=TranscriptOut(
+            text=transcript.text, segments=[SegmentOut(**s) for s in transcript.segments]
+        )
+        if transcript
+        else None,
+        sentiment=SentimentOut(label=sentiment.label, score=sentiment.score) if sentiment else None,
     )
 
 
-def _call_out(row: CallRow, runs: list[tuple[int, int]]) -> CallOut:
+def _call_out(row: CallRow, runs: list[tuple[int, int]], ai: AiOut) -> CallOut:
     last = expected_last(row.max_sequence, row.final_sequence)
     truncated = len(runs) > _MAX_RUNS_SCANNED
     scanned_to = runs[_MAX_RUNS_SCANNED - 1][1] if truncated else last
@@ -153,6 +167,7 @@ def _call_out(row: CallRow, runs: list[tuple[int, int]]) -> CallOut:
             final_sequence=row.final_sequence,
             bytes_received=row.bytes_received,
         ),
+        ai=ai,
     )
 
 

@@ -1,10 +1,9 @@
-"""One group-commit batch: every packet of many requests written by a single statement.
+"""One group-commit batch: every packet of many requests written in one transaction.
 
-The statement (see `repository`) stores the new packets and updates each touched call once;
-this module turns its per-packet rows into the answer each request gets.
+`repository` stores the new packets and updates each touched call once; this module turns
+its per-packet verdicts into the answer each request gets.
 """
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from callscope.ingest.packets import (
     is_late,
     missing_count,
 )
-from callscope.ingest.repository import PacketKey, PacketRow
+from callscope.ingest.repository import PacketVerdict
 
 if TYPE_CHECKING:
     from callscope.ingest.repository import Connection
@@ -44,50 +43,24 @@ BatchResult = IngestOutcome | ServiceError
 class BatchReport:
     results: list[BatchResult]
     gaps: list[tuple[str, Gap]]
-    created_calls: set[str]
 
 
 async def write_batch(conn: "Connection", batch: Sequence[tuple[str, Packet]]) -> BatchReport:
     """Write one batch; results line up with `batch`."""
-    rows = await repository.write_packets(conn, batch)
-    outcomes = [row.outcome for row in rows]
-    unsure = [i for i, row in enumerate(rows) if row.outcome == "unknown"]
-    if unsure:
-        outcomes = await _settle_unknown(conn, batch, rows, outcomes, unsure)
+    verdicts = await repository.write_batch(conn, batch)
     results: list[BatchResult] = []
     gaps: list[tuple[str, Gap]] = []
-    for (call_id, packet), row, outcome in zip(batch, rows, outcomes, strict=True):
-        results.append(_result(call_id, packet, row, outcome))
-        if outcome == "accepted" and (gap := gap_before(packet.sequence, row.highest_before)):
+    for (call_id, packet), verdict in zip(batch, verdicts, strict=True):
+        results.append(_result(call_id, packet, verdict))
+        if verdict.outcome == "accepted" and (
+            gap := gap_before(packet.sequence, verdict.highest_before)
+        ):
             gaps.append((call_id, gap))
-    created = {row.call_id for row in rows if row.created}
-    return BatchReport(results=results, gaps=gaps, created_calls=created)
+    return BatchReport(results=results, gaps=gaps)
 
 
-async def _settle_unknown(
-    conn: "Connection",
-    batch: Sequence[tuple[str, Packet]],
-    rows: list[PacketRow],
-    outcomes: list[str],
-    unsure: list[int],
-) -> list[str]:
-    """Packets whose twin committed after the statement's snapshot: compare bytes now."""
-    keys: list[PacketKey] = [(rows[i].call_id, rows[i].sequence) for i in unsure]
-    stored = await repository.stored_data(conn, keys)
-    settled = outcomes[:]
-    duplicates: Counter[str] = Counter()
-    for index, key in zip(unsure, keys, strict=True):
-        if stored.get(key) == batch[index][1].data:
-            settled[index] = "duplicate"
-            duplicates[key[0]] += 1
-        else:
-            settled[index] = "conflict"
-    if duplicates:
-        await repository.add_duplicates(conn, dict(duplicates))
-    return settled
-
-
-def _result(call_id: str, packet: Packet, row: PacketRow, outcome: str) -> BatchResult:
+def _result(call_id: str, packet: Packet, row: PacketVerdict) -> BatchResult:
+    outcome = row.outcome
     state = CallState(row.state)
     if outcome == "closed":
         return CallNotAcceptingPackets(

@@ -16,7 +16,6 @@ import structlog
 from callscope.errors import IngestOverloaded, ServiceError, StorageUnavailable
 from callscope.ingest.batch import BatchReport, IngestOutcome, write_batch
 from callscope.ingest.packets import Packet
-from callscope.ingest.repository import CLOSED_CALL_RACE_SQLSTATE
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +23,6 @@ _RETRYABLE_SQLSTATES = frozenset(
     {
         "40P01",  # deadlock detected
         "40001",  # serialization failure
-        CLOSED_CALL_RACE_SQLSTATE,  # a call the batch created was completed meanwhile
     }
 )
 _MAX_BATCH_TRIES = 3

@@ -91,3 +91,18 @@ async def call_events(
     rows = await resources.calls.events(call_id, after=after, limit=limit)
     items = [CallEventOut.model_validate(row, from_attributes=True) for row in rows]
     return CallEventListOut(items=items, next_after=items[-1].id if len(items) == limit else None)
+
+
+@router.post(
+    "/calls/{call_id}/retry",
+    summary="Re-drive a FAILED call",
+    description="FAILED → PROCESSING_AI with a fresh attempt budget; a new AI job is queued in "
+    "the same transaction. Any other state is 409 `invalid_state_transition`.",
+    responses={
+        **_NOT_FOUND,
+        409: {"description": "The call is not FAILED."},
+    },
+)
+async def retry_call(call_id: CallIdPath, resources: SupervisorAuth) -> CallOut:
+    await resources.processing.redrive(call_id)
+    return await resources.calls.get_call(call_id)

@@ -13,8 +13,13 @@ from callscope.db.base import Base
 target_metadata = Base.metadata
 
 
+def _ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate leaves pgqueuer's tables alone: revision 0003 installs them verbatim."""
+    return not (type_ == "table" and name is not None and name.startswith("pgqueuer"))
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata)
+    context.configure(connection=connection, target_metadata=target_metadata, include_name=_ours)
     with context.begin_transaction():
         # One migrator at a time, even when several replicas start together.
         context.execute("SELECT pg_advisory_xact_lock(74230001)")

@@ -1,0 +1,36 @@
+"""A deterministic stand-in for a real AI API: instant, never fails (wrap it in `Flaky`)."""
+
+import hashlib
+
+from callscope.ai.errors import ProviderRejected
+from callscope.ai.ports import Segment, Sentiment, SentimentLabel, Transcript
+
+BYTES_PER_SECOND = 8000  # G.711 at 8 kHz: one byte per sample
+NEUTRAL_BAND = 0.05
+
+
+class MockProvider:
+    async def transcribe(self, call_id: str, audio: bytes) -> Transcript:
+        if not audio:
+            raise ProviderRejected("no audio to transcribe")
+        seconds = len(audio) / BYTES_PER_SECOND
+        segments = tuple(
+            Segment(
+                start=float(second),
+                end=min(float(second + 1), seconds),
+                text=f"second {second + 1} of call {call_id}",
+            )
+            for second in range(int(-(-seconds // 1)))
+        )
+        return Transcript(text=" ".join(s.text for s in segments), segments=segments)
+
+    async def analyze(self, text: str) -> Sentiment:
+        digest = hashlib.sha256(text.encode()).digest()
+        score = round(int.from_bytes(digest[:4], "big") / 2**31 - 1.0, 4)
+        if score > NEUTRAL_BAND:
+            label = SentimentLabel.positive
+        elif score < -NEUTRAL_BAND:
+            label = SentimentLabel.negative
+        else:
+            label = SentimentLabel.neutral
+        return Sentiment(label=label, score=score)

@@ -1,0 +1,63 @@
+"""`callscope mock-ai`: the flaky mock as a real HTTP API (503 on an injected failure)."""
+
+import base64
+import binascii
+from dataclasses import asdict
+from random import Random
+
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from callscope.ai.errors import ProviderRejected, ProviderUnavailable
+from callscope.ai.flaky import Flaky
+from callscope.ai.mock import MockProvider
+from callscope.settings import Settings
+
+
+class TranscribeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    call_id: str = Field(description="The call the audio belongs to.")
+    audio: str = Field(description="The call's audio, base64.")
+
+
+class SentimentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="Text to score.")
+
+
+def create_mock_ai_app(settings: Settings) -> FastAPI:
+    provider = Flaky(
+        MockProvider(),
+        failure_rate=settings.ai_failure_rate,
+        latency_min=settings.ai_latency_min,
+        latency_max=settings.ai_latency_max,
+        rng=Random(settings.ai_seed),  # noqa: S311 - failure injection, not security
+    )
+    app = FastAPI(title="callscope mock AI", description="Transcription and sentiment, flaky.")
+
+    @app.post("/v1/transcribe")
+    async def transcribe(body: TranscribeIn) -> dict[str, object]:
+        try:
+            audio = base64.b64decode(body.audio, validate=True)
+            transcript = await provider.transcribe(body.call_id, audio)
+        except binascii.Error as exc:
+            raise HTTPException(422, "audio is not base64") from exc
+        except ProviderUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
+        except ProviderRejected as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return {"text": transcript.text, "segments": [asdict(s) for s in transcript.segments]}
+
+    @app.post("/v1/sentiment")
+    async def sentiment(body: SentimentIn) -> dict[str, object]:
+        try:
+            result = await provider.analyze(body.text)
+        except ProviderUnavailable as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return {"label": result.label.value, "score": result.score}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,81 @@
+"""SQL of AI processing: attempts, results and the call's audio."""
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import LargeBinary, func, literal, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callscope.ai.ports import Sentiment, Transcript
+from callscope.calls.models import AiAttemptRow, PacketRow, SentimentRow, TranscriptRow
+
+
+class AiRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def audio(self, call_id: str) -> bytes:
+        """The call's stored audio in sequence order."""
+        ordered = aggregate_order_by(literal(b"", LargeBinary), PacketRow.sequence)
+        stmt = select(func.string_agg(PacketRow.data, ordered)).where(PacketRow.call_id == call_id)
+        audio: bytes | None = (await self.session.execute(stmt)).scalar_one()
+        return audio or b""
+
+    async def attempts(self, call_id: str, epoch: int | None = None) -> Sequence[AiAttemptRow]:
+        stmt = select(AiAttemptRow).where(AiAttemptRow.call_id == call_id)
+        if epoch is not None:
+            stmt = stmt.where(AiAttemptRow.epoch == epoch)
+        return (await self.session.execute(stmt.order_by(AiAttemptRow.id))).scalars().all()
+
+    async def abandon_unfinished(self, call_id: str, epoch: int) -> Sequence[AiAttemptRow]:
+        """Attempts a dead worker left open count as failed: they spent the budget."""
+        stmt = (
+            update(AiAttemptRow)
+            .where(
+                AiAttemptRow.call_id == call_id,
+                AiAttemptRow.epoch == epoch,
+                AiAttemptRow.outcome.is_(None),
+            )
+            .values(outcome="abandoned", error="the worker stopped during this attempt")
+            .returning(AiAttemptRow)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def start_attempt(self, call_id: str, epoch: int, step: str) -> AiAttemptRow:
+        number = (
+            select(func.coalesce(func.max(AiAttemptRow.attempt), 0) + 1)
+            .where(AiAttemptRow.call_id == call_id, AiAttemptRow.epoch == epoch)
+            .scalar_subquery()
+        )
+        stmt = (
+            pg_insert(AiAttemptRow)
+            .values(call_id=call_id, epoch=epoch, attempt=number, step=step)
+            .returning(AiAttemptRow)
+        )
+        return (await self.session.execute(stmt)).scalar_one()
+
+    async def transcript(self, call_id: str) -> TranscriptRow | None:
+        return await self.session.get(TranscriptRow, call_id)
+
+    async def sentiment(self, call_id: str) -> SentimentRow | None:
+        return await self.session.get(SentimentRow, call_id)
+
+    async def save_transcript(self, call_id: str, transcript: Transcript) -> None:
+        segments: list[dict[str, Any]] = [asdict(s) for s in transcript.segments]
+        stmt = (
+            pg_insert(TranscriptRow)
+            .values(call_id=call_id, text=transcript.text, segments=segments)
+            .on_conflict_do_nothing(index_elements=[TranscriptRow.call_id])
+        )
+        await self.session.execute(stmt)
+
+    async def save_sentiment(self, call_id: str, sentiment: Sentiment) -> None:
+        stmt = (
+            pg_insert(SentimentRow)
+            .values(call_id=call_id, label=sentiment.label.value, score=sentiment.score)
+            .on_conflict_do_nothing(index_elements=[SentimentRow.call_id])
+        )
+        await self.session.execute(stmt)

@@ -1,0 +1,1 @@
+"""Durable AI jobs: the only package that knows pgqueuer."""

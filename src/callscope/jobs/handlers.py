@@ -1,0 +1,136 @@
+"""process_call: transcribe → score sentiment → archive, retrying as the budget allows.
+
+Short retries happen in-process (stamina, jittered, well under a second to a few seconds);
+when they are spent the job is handed back to the queue with a longer full-jitter backoff
+(pgqueuer's RetryRequested), so no worker sleeps for minutes. A step that succeeded is
+stored at once and never redone.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from random import Random
+from typing import TypeVar
+
+import stamina
+import structlog
+from pgqueuer import RetryRequested
+
+from callscope.ai.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from callscope.ai.ports import AIProvider
+from callscope.calls.processing import AttemptRef, ProcessingService, Work
+from callscope.jobs.retry import attempts_left, requeue_delay
+from callscope.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class _CallFinished(Exception):
+    """The call was failed for good inside this run; nothing to retry."""
+
+
+class CallProcessor:
+    def __init__(
+        self,
+        processing: ProcessingService,
+        provider: AIProvider,
+        settings: Settings,
+        rng: Random,
+    ) -> None:
+        self._processing = processing
+        self._provider = provider
+        self._settings = settings
+        self._rng = rng
+
+    async def run(self, call_id: str) -> None:
+        """One job run. Raises RetryRequested when the call should be tried again later."""
+        work = await self._processing.begin(call_id)
+        if work is None:
+            return
+        try:
+            await self._steps(work)
+        except _CallFinished:
+            return
+        await self._processing.archive(call_id)
+        log.info("call_archived", call_id=call_id)
+
+    async def _steps(self, work: Work) -> None:
+        used = work.attempts_used
+        transcript = work.transcript
+        if transcript is None:
+            audio = await self._processing.audio(work.call_id)
+            transcribed, used = await self._step(
+                work,
+                "transcribe",
+                used,
+                lambda: self._provider.transcribe(work.call_id, audio),
+                self._processing.record_transcript,
+            )
+            transcript = transcribed
+        if not work.has_sentiment:
+            text = transcript.text
+            _, used = await self._step(
+                work,
+                "sentiment",
+                used,
+                lambda: self._provider.analyze(text),
+                self._processing.record_sentiment,
+            )
+
+    async def _step(
+        self,
+        work: Work,
+        step: str,
+        used: int,
+        call: Callable[[], Awaitable[T]],
+        record: Callable[[AttemptRef, T, float], Awaitable[None]],
+    ) -> tuple[T, int]:
+        budget = self._settings.ai_max_attempts
+        tries = min(self._settings.ai_inline_retries + 1, attempts_left(used, budget))
+        try:
+            for attempt in stamina.retry_context(
+                on=ProviderUnavailable,
+                attempts=tries,
+                wait_initial=self._settings.ai_inline_wait,
+                wait_max=10 * self._settings.ai_inline_wait,
+                wait_jitter=self._settings.ai_inline_wait,
+                timeout=None,
+            ):
+                with attempt:
+                    ref = await self._processing.start_attempt(work, step)
+                    used += 1
+                    result, duration = await self._timed(ref, call)
+                    await record(ref, result, duration)
+                    return result, used
+        except ProviderRejected:
+            await self._processing.fail(work.call_id)
+            raise _CallFinished from None
+        except ProviderUnavailable as exc:
+            if used >= budget:
+                await self._processing.fail(work.call_id)
+                raise _CallFinished from None
+            delay = requeue_delay(
+                used,
+                self._rng,
+                base_s=self._settings.ai_retry_base,
+                cap_s=self._settings.ai_retry_cap,
+            )
+            raise RetryRequested(delay=timedelta(seconds=delay), reason=str(exc)) from exc
+        raise AssertionError("unreachable: stamina either returned or raised")
+
+    async def _timed(self, ref: AttemptRef, call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+        """Call the provider; a failure is recorded on the attempt before it propagates."""
+        started = time.monotonic()
+        try:
+            result = await call()
+        except ProviderError as exc:
+            await self._processing.record_failure(
+                ref,
+                str(exc),
+                time.monotonic() - started,
+                permanent=isinstance(exc, ProviderRejected),
+            )
+            raise
+        return result, time.monotonic() - started

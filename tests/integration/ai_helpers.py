@@ -1,0 +1,68 @@
+"""Running an in-process worker and waiting for calls to settle, for the AI tests."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from random import Random
+
+import asyncpg
+import httpx
+
+from callscope.ai.flaky import Flaky
+from callscope.ai.mock import MockProvider
+from callscope.jobs.worker import run_worker
+from callscope.settings import Settings
+from tests.factories import INGEST, post_packet
+
+FAST_AI = {
+    "ai_latency_min": 0.0,
+    "ai_latency_max": 0.005,
+    "ai_inline_wait": 0.001,
+    "ai_retry_base": 0.02,
+    "ai_retry_cap": 0.1,
+    "worker_heartbeat_timeout": 2.0,
+}
+
+
+def flaky_mock(settings: Settings) -> Flaky:
+    return Flaky(
+        MockProvider(),
+        failure_rate=settings.ai_failure_rate,
+        latency_min=settings.ai_latency_min,
+        latency_max=settings.ai_latency_max,
+        rng=Random(settings.ai_seed),
+    )
+
+
+@asynccontextmanager
+async def worker_running(settings: Settings, provider: Flaky | None = None) -> AsyncIterator[None]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop, provider=provider))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def make_completed_calls(client: httpx.AsyncClient, call_ids: Iterable[str]) -> None:
+    for call_id in call_ids:
+        for sequence in (1, 2, 3):
+            assert (await post_packet(client, call_id, sequence)).status_code == 202
+        response = await client.post(f"/v1/calls/{call_id}/complete", headers=INGEST)
+        assert response.status_code == 200
+
+
+async def wait_for_states(
+    db: asyncpg.Connection, states: set[str], *, count: int, within: float = 30.0
+) -> None:
+    """Until `count` calls are in one of `states`."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        settled = await db.fetchval("SELECT count(*) FROM calls WHERE state = ANY($1)", states)
+        if settled >= count:
+            return
+        await asyncio.sleep(0.1)
+    rows = await db.fetch("SELECT state, count(*) FROM calls GROUP BY state")
+    raise AssertionError(f"calls did not settle: {[tuple(r) for r in rows]}")
