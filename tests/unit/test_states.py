@@ -7,7 +7,6 @@ import pytest
 from callscope.calls.states import (
     CallState,
     IllegalTransition,
-    accepts_packets,
     can_transition,
     check_transition,
 )
@@ -42,8 +41,3 @@ def test_transition_allowed_exactly_when_in_table(current: CallState, target: Ca
 
 def test_wire_values_equal_member_names() -> None:
     assert [state.value for state in CallState] == [state.name for state in CallState]
-
-
-@pytest.mark.parametrize("state", list(CallState))
-def test_only_in_progress_calls_accept_packets(state: CallState) -> None:
-    assert accepts_packets(state) is (state is CallState.IN_PROGRESS)

@@ -37,7 +37,3 @@ def can_transition(current: CallState, target: CallState) -> bool:
 def check_transition(current: CallState, target: CallState) -> None:
     if not can_transition(current, target):
         raise IllegalTransition(current, target)
-
-
-def accepts_packets(state: CallState) -> bool:
-    return state is CallState.IN_PROGRESS

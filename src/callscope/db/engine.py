@@ -21,10 +21,13 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def create_ingest_pool(url: str, *, size: int) -> asyncpg.Pool:
+async def create_ingest_pool(url: str, *, size: int, command_timeout: float = 10.0) -> asyncpg.Pool:
     """One connection per group-commit flusher; asyncpg caches the prepared batch statements.
 
     Connections open on first use, so the process starts (and reports not ready) while the
-    database is down.
+    database is down. A batch stuck longer than `command_timeout` (a lock held elsewhere) fails
+    with 503 instead of blocking its flusher for good.
     """
-    return await asyncpg.create_pool(asyncpg_dsn(url), min_size=0, max_size=size)
+    return await asyncpg.create_pool(
+        asyncpg_dsn(url), min_size=0, max_size=size, command_timeout=command_timeout
+    )
