@@ -22,7 +22,7 @@ from tests.e2e.processes import clean_env
 from tests.factories import make_settings, running_app
 from tests.integration.ai_helpers import make_completed_calls
 
-from callscope.db.embedded import ensure_database
+from callscope.db.admin import drop_database, ensure_database
 from callscope.db.migrate import upgrade_to_head_async
 from callscope.settings import asyncpg_dsn
 
@@ -32,11 +32,11 @@ async def _bench(calls: int) -> None:
         configured = os.environ.get("CALLSCOPE_DATABASE_URL")
         admin = configured or stack.enter_context(admin_url())
         name = f"callscope_bench_ai_{uuid.uuid4().hex[:8]}"
-        await ensure_database(asyncpg_dsn(admin), name)
+        await ensure_database(admin, name)
         url = database_url(admin, name)
         await upgrade_to_head_async(url)
         db = await asyncpg.connect(asyncpg_dsn(url))
-        stack.push_async_callback(_drop, admin, name)
+        stack.push_async_callback(drop_database, admin, name)
         stack.push_async_callback(db.close)
         async with running_app(make_settings(url)) as client:
             await make_completed_calls(client, [f"bench-{n:04d}" for n in range(calls)])
@@ -75,14 +75,6 @@ async def _report(db: asyncpg.Connection, calls: int, elapsed: float) -> None:
         f"attempts per call: mean {sum(attempts) / len(attempts):.2f}, "
         f"distribution {dict(sorted(Counter(attempts).items()))}"
     )
-
-
-async def _drop(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(admin))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def main() -> int:

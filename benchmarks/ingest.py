@@ -33,7 +33,7 @@ import httpx
 from tests.database import admin_url, database_url
 from tests.e2e.processes import clean_env, free_port
 
-from callscope.db.embedded import ensure_database
+from callscope.db.admin import drop_database, ensure_database
 from callscope.db.migrate import upgrade_to_head
 from callscope.settings import asyncpg_dsn
 
@@ -134,14 +134,6 @@ async def _count_packets(url: str) -> int:
         await conn.close()
 
 
-async def _drop(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(admin))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def _print(results: list[Result]) -> None:
     print(
         f"\n{'target':<10} {'conns':>5} {'req/s':>8} {'p50 ms':>7} {'p95 ms':>7} "
@@ -181,8 +173,8 @@ def main() -> int:
         configured = os.environ.get("CALLSCOPE_DATABASE_URL")
         admin = configured or stack.enter_context(admin_url())
         name = f"callscope_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(ensure_database(asyncpg_dsn(admin), name))
-        stack.callback(lambda: asyncio.run(_drop(admin, name)))
+        asyncio.run(ensure_database(admin, name))
+        stack.callback(lambda: asyncio.run(drop_database(admin, name)))
         url = database_url(admin, name)
         upgrade_to_head(url)
 

@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from callscope.db.embedded import ensure_database
+from callscope.db.admin import drop_database, ensure_database
 from callscope.settings import Settings, asyncpg_dsn
 from tests.database import admin_url, database_url, fresh_database_name
 from tests.factories import make_settings, running_app
@@ -22,14 +22,6 @@ def _migrate_with_cli(url: str) -> None:
     subprocess.run([sys.executable, "-m", "callscope", "migrate"], env=env, check=True)
 
 
-async def _drop_database(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(asyncpg_dsn(admin))
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def db_url() -> Iterator[str]:
     configured = os.environ.get("CALLSCOPE_TEST_DATABASE_URL")
@@ -39,13 +31,13 @@ def db_url() -> Iterator[str]:
         return
     with admin_url() as admin:
         name = fresh_database_name()
-        asyncio.run(ensure_database(asyncpg_dsn(admin), name))
+        asyncio.run(ensure_database(admin, name))
         url = database_url(admin, name)
         _migrate_with_cli(url)
         try:
             yield url
         finally:
-            asyncio.run(_drop_database(admin, name))
+            asyncio.run(drop_database(admin, name))
 
 
 @pytest.fixture

@@ -2,10 +2,6 @@
 
 import asyncio
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +11,7 @@ import pytest
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
 from callscope.ai.http import HttpProvider
 from callscope.settings import Settings
-from tests.e2e.processes import clean_env, free_port
+from tests.e2e.processes import callscope_process, clean_env, free_port
 from tests.integration.ai_helpers import (
     FAST_AI,
     make_completed_calls,
@@ -24,23 +20,6 @@ from tests.integration.ai_helpers import (
 )
 
 pytestmark = pytest.mark.usefixtures("db")
-
-
-@contextmanager
-def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "callscope", *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=30)
 
 
 def _worker_env(db_url: str, **extra: str) -> dict[str, str]:
@@ -76,7 +55,9 @@ async def test_worker_calls_mock_ai_over_http_and_retries_its_503s(
         CALLSCOPE_AI_LATENCY_MIN="0",
         CALLSCOPE_AI_LATENCY_MAX="0.01",
     )
-    with _process(["mock-ai", "--port", str(port)], env, tmp_path / "mock-ai.log"):
+    with callscope_process(
+        ["mock-ai", "--port", str(port)], env, tmp_path, tmp_path / "mock-ai.log"
+    ):
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(base_url=base, timeout=1) as probe:
             for _ in range(100):
@@ -110,11 +91,11 @@ async def test_killed_worker_s_call_is_finished_by_another_worker(
 ) -> None:
     await make_completed_calls(client, ["crash"])
     slow = _worker_env(db_url, CALLSCOPE_AI_LATENCY_MIN="30", CALLSCOPE_AI_LATENCY_MAX="30")
-    with _process(["worker"], slow, tmp_path / "slow.log") as first:
+    with callscope_process(["worker"], slow, tmp_path, tmp_path / "slow.log") as first:
         await _wait_running_attempt(db)
         first.send_signal(signal.SIGKILL)
     fast = _worker_env(db_url, CALLSCOPE_AI_LATENCY_MIN="0", CALLSCOPE_AI_LATENCY_MAX="0.01")
-    with _process(["worker"], fast, tmp_path / "fast.log"):
+    with callscope_process(["worker"], fast, tmp_path, tmp_path / "fast.log"):
         await wait_for_states(db, {"ARCHIVED"}, count=1, within=30)
     outcomes = [r["outcome"] for r in await db.fetch("SELECT outcome FROM ai_attempts ORDER BY id")]
     assert outcomes == ["abandoned", "ok", "ok"]
@@ -133,10 +114,12 @@ async def test_a_job_that_keeps_killing_its_worker_ends_failed(
         CALLSCOPE_AI_MAX_ATTEMPTS="2",
     )
     for round_ in range(2):
-        with _process(["worker"], slow, tmp_path / f"kill-{round_}.log") as worker:
+        with callscope_process(
+            ["worker"], slow, tmp_path, tmp_path / f"kill-{round_}.log"
+        ) as worker:
             await _wait_running_attempt(db, number=round_ + 1)
             worker.send_signal(signal.SIGKILL)
-    with _process(["worker"], slow, tmp_path / "last.log"):
+    with callscope_process(["worker"], slow, tmp_path, tmp_path / "last.log"):
         await wait_for_states(db, {"FAILED"}, count=1, within=30)
     outcomes = [r["outcome"] for r in await db.fetch("SELECT outcome FROM ai_attempts ORDER BY id")]
     assert outcomes == ["abandoned", "abandoned"]
@@ -153,8 +136,12 @@ async def test_two_workers_process_each_call_once(
         CALLSCOPE_AI_LATENCY_MAX="0.02",
     )
     with (
-        _process(["worker"], {**env, "CALLSCOPE_AI_SEED": "1"}, tmp_path / "a.log"),
-        _process(["worker"], {**env, "CALLSCOPE_AI_SEED": "2"}, tmp_path / "b.log"),
+        callscope_process(
+            ["worker"], {**env, "CALLSCOPE_AI_SEED": "1"}, tmp_path, tmp_path / "a.log"
+        ),
+        callscope_process(
+            ["worker"], {**env, "CALLSCOPE_AI_SEED": "2"}, tmp_path, tmp_path / "b.log"
+        ),
     ):
         await wait_for_states(db, {"ARCHIVED"}, count=200, within=120)
     per_call = await db.fetch(
@@ -172,7 +159,7 @@ async def test_sigterm_drains_the_job_in_flight(
 ) -> None:
     await make_completed_calls(client, ["drain"])
     env = _worker_env(db_url, CALLSCOPE_AI_LATENCY_MIN="1", CALLSCOPE_AI_LATENCY_MAX="1")
-    with _process(["worker"], env, tmp_path / "drain.log") as worker:
+    with callscope_process(["worker"], env, tmp_path, tmp_path / "drain.log") as worker:
         await _wait_running_attempt(db)
         worker.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(worker.wait, 30) == 0

@@ -5,7 +5,7 @@ import asyncio
 import asyncpg
 from alembic import command
 
-from callscope.db.embedded import ensure_database
+from callscope.db.admin import drop_database, ensure_database
 from callscope.db.migrate import alembic_config, upgrade_to_head_async
 from callscope.settings import asyncpg_dsn
 from tests.database import database_url, fresh_database_name
@@ -25,7 +25,7 @@ async def _tables(url: str) -> set[str]:
 
 async def test_migrations_downgrade_to_base_and_upgrade_again(db_url: str) -> None:
     name = fresh_database_name()
-    await ensure_database(asyncpg_dsn(db_url), name)
+    await ensure_database(db_url, name)
     url = database_url(db_url, name)
     try:
         await upgrade_to_head_async(url)
@@ -36,8 +36,4 @@ async def test_migrations_downgrade_to_base_and_upgrade_again(db_url: str) -> No
         await upgrade_to_head_async(url)
         assert await _tables(url) == at_head
     finally:
-        conn = await asyncpg.connect(asyncpg_dsn(db_url))
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+        await drop_database(db_url, name)

@@ -5,7 +5,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+from callscope.db.admin import ensure_database
 
 DATABASE_NAME = "callscope"
 
@@ -24,17 +24,6 @@ def start_embedded(pgdata: Path, *, delete_on_exit: bool = False) -> Any:
 def server_url(server: Any, database: str) -> str:
     url: str = server.get_uri(database)
     return url
-
-
-async def ensure_database(admin_url: str, name: str) -> None:
-    """Create database `name` unless it exists (the server's `postgres` db is the admin one)."""
-    conn = await asyncpg.connect(admin_url)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 def start_embedded_database(data_dir: Path) -> tuple[Any, str]:
