@@ -28,7 +28,9 @@ migrate: install
 test: lint type pytest  ## static checks, then the whole test suite
 
 pytest: install  ## the test suite under branch coverage (floor in pyproject.toml)
+	rm -f .coverage .coverage.*
 	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
 lint: install

@@ -2,6 +2,7 @@
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 
 import asyncpg
@@ -90,13 +91,26 @@ async def test_killed_worker_s_call_is_finished_by_another_worker(
     client: httpx.AsyncClient, db: asyncpg.Connection, db_url: str, tmp_path: Path
 ) -> None:
     await make_completed_calls(client, ["crash"])
-    slow = _worker_env(db_url, CALLSCOPE_AI_LATENCY_MIN="30", CALLSCOPE_AI_LATENCY_MAX="30")
+    # The default heartbeat timeout (10 s): the call must still be finished within 30 s.
+    slow = _worker_env(
+        db_url,
+        CALLSCOPE_AI_LATENCY_MIN="30",
+        CALLSCOPE_AI_LATENCY_MAX="30",
+        CALLSCOPE_WORKER_HEARTBEAT_TIMEOUT="10",
+    )
     with callscope_process(["worker"], slow, tmp_path, tmp_path / "slow.log") as first:
         await _wait_running_attempt(db)
         first.send_signal(signal.SIGKILL)
-    fast = _worker_env(db_url, CALLSCOPE_AI_LATENCY_MIN="0", CALLSCOPE_AI_LATENCY_MAX="0.01")
+    fast = _worker_env(
+        db_url,
+        CALLSCOPE_AI_LATENCY_MIN="0",
+        CALLSCOPE_AI_LATENCY_MAX="0.01",
+        CALLSCOPE_WORKER_HEARTBEAT_TIMEOUT="10",
+    )
+    killed_at = time.monotonic()
     with callscope_process(["worker"], fast, tmp_path, tmp_path / "fast.log"):
         await wait_for_states(db, {"ARCHIVED"}, count=1, within=30)
+    assert time.monotonic() - killed_at < 30
     outcomes = [r["outcome"] for r in await db.fetch("SELECT outcome FROM ai_attempts ORDER BY id")]
     assert outcomes == ["abandoned", "ok", "ok"]
     assert await db.fetchval("SELECT count(*) FROM transcripts") == 1
@@ -144,6 +158,8 @@ async def test_two_workers_process_each_call_once(
         ),
     ):
         await wait_for_states(db, {"ARCHIVED"}, count=200, within=120)
+    for log in ("a.log", "b.log"):
+        assert "call_archived" in (tmp_path / log).read_text(), f"worker {log} did no work"
     per_call = await db.fetch(
         "SELECT call_id, to_state, count(*) AS n FROM call_events "
         "WHERE type = 'call.state_changed' GROUP BY call_id, to_state"

@@ -11,6 +11,7 @@ import httpx
 
 from callscope.ai.flaky import Flaky
 from callscope.ai.mock import MockProvider
+from callscope.ai.ports import AIProvider
 from callscope.jobs.worker import run_worker
 from callscope.settings import Settings
 from tests.factories import INGEST, post_packet
@@ -36,7 +37,9 @@ def flaky_mock(settings: Settings) -> Flaky:
 
 
 @asynccontextmanager
-async def worker_running(settings: Settings, provider: Flaky | None = None) -> AsyncIterator[None]:
+async def worker_running(
+    settings: Settings, provider: AIProvider | None = None
+) -> AsyncIterator[None]:
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(settings, stop, provider=provider))
     try:

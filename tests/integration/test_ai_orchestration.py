@@ -1,10 +1,14 @@
 """AI orchestration against a real queue and database: retries, budgets, re-drive."""
 
+import asyncio
 import json
 
 import asyncpg
 import httpx
+from structlog.testing import capture_logs
 
+from callscope.ai.errors import ProviderUnavailable
+from callscope.ai.ports import Segment, Sentiment, Transcript
 from callscope.settings import Settings
 from tests.factories import INGEST, SUPERVISOR
 from tests.integration.ai_helpers import (
@@ -19,7 +23,10 @@ from tests.integration.ai_helpers import (
 async def test_flaky_provider_eventually_archives_every_call(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    ai = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.25, "ai_seed": 7})
+    # A budget no call can spend at this failure rate: the point here is eventual success.
+    ai = settings.model_copy(
+        update={**FAST_AI, "ai_failure_rate": 0.25, "ai_seed": 7, "ai_max_attempts": 30}
+    )
     provider = flaky_mock(ai)
     call_ids = [f"ai-{n:03d}" for n in range(100)]
     await make_completed_calls(client, call_ids)
@@ -93,7 +100,17 @@ async def test_retry_of_a_call_that_is_not_failed_is_409(
 async def test_a_transcript_survives_a_failed_sentiment_step(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    ai = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.5, "ai_seed": 3})
+    # No quick retries: every failure sends the job back to the queue, so a later run must
+    # find the transcript of an earlier one and not transcribe again.
+    ai = settings.model_copy(
+        update={
+            **FAST_AI,
+            "ai_failure_rate": 0.5,
+            "ai_seed": 3,
+            "ai_inline_retries": 0,
+            "ai_max_attempts": 40,
+        }
+    )
     provider = flaky_mock(ai)
     await make_completed_calls(client, [f"step-{n}" for n in range(20)])
     async with worker_running(ai, provider):
@@ -109,3 +126,75 @@ async def test_a_transcript_survives_a_failed_sentiment_step(
         "AND outcome = 'failed'"
     )
     assert retried_sentiment > 0
+    requeued = await db.fetchval("SELECT count(*) FROM pgqueuer_log WHERE status = 'queued'")
+    assert requeued > 20  # more queue entries than the 20 first ones: runs were re-queued
+
+
+class _SentimentAlwaysDown:
+    """Transcribes (after one failure), never scores: spends a budget to the last attempt."""
+
+    def __init__(self) -> None:
+        self.transcribe_failures_left = 1
+
+    async def transcribe(self, call_id: str, audio: bytes) -> Transcript:
+        if self.transcribe_failures_left:
+            self.transcribe_failures_left -= 1
+            raise ProviderUnavailable("503 (scripted)")
+        return Transcript(text="hello", segments=(Segment(0.0, 1.0, "hello"),))
+
+    async def analyze(self, text: str) -> Sentiment:
+        raise ProviderUnavailable("503 (scripted)")
+
+
+async def test_budget_is_never_exceeded_even_when_a_step_starts_with_none_left(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    ai = settings.model_copy(update={**FAST_AI, "ai_max_attempts": 2})
+    await make_completed_calls(client, ["edge"])
+    async with worker_running(ai, _SentimentAlwaysDown()):
+        await wait_for_states(db, {"FAILED"}, count=1)
+    call = (await client.get("/v1/calls/edge", headers=SUPERVISOR)).json()
+    assert call["ai"]["attempts_used"] == 2
+    assert [(a["step"], a["outcome"]) for a in call["ai"]["attempts"]] == [
+        ("transcribe", "failed"),
+        ("transcribe", "ok"),
+    ]
+
+
+async def test_retry_right_after_failing_queues_a_job_that_runs(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The failed run's job row may still exist when the operator re-drives: the new job
+    must still be queued (one job per call and epoch), not skipped as a duplicate."""
+    broken = settings.model_copy(
+        update={**FAST_AI, "ai_failure_rate": 1.0, "ai_max_attempts": 1, "ai_seed": 4}
+    )
+    await make_completed_calls(client, ["again"])
+    async with worker_running(broken):
+        await wait_for_states(db, {"FAILED"}, count=1)
+        redriven = await client.post("/v1/calls/again/retry", headers=SUPERVISOR)
+        assert redriven.status_code == 200
+        for _ in range(300):
+            epoch_one = await db.fetchval(
+                "SELECT count(*) FROM ai_attempts WHERE call_id = 'again' AND epoch = 1"
+            )
+            state = await db.fetchval("SELECT state FROM calls WHERE call_id = 'again'")
+            if epoch_one and state == "FAILED":
+                break
+            await asyncio.sleep(0.05)
+    assert epoch_one == 1
+    assert state == "FAILED"
+
+
+async def test_a_call_whose_job_was_lost_is_requeued_by_the_worker(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    await make_completed_calls(client, ["orphan", "queued"])
+    await db.execute("DELETE FROM pgqueuer WHERE payload = 'orphan'::bytea")
+    await db.execute("UPDATE calls SET updated_at = now() - interval '1 minute'")
+    healthy = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.0})
+    with capture_logs() as logs:
+        async with worker_running(healthy):
+            await wait_for_states(db, {"ARCHIVED"}, count=2)
+    requeued = [e["call_id"] for e in logs if e["event"] == "ai_job_requeued"]
+    assert requeued == ["orphan"]

@@ -39,4 +39,7 @@ class HttpProvider:
 
     async def analyze(self, text: str) -> Sentiment:
         answer = await self._post("/v1/sentiment", {"text": text})
-        return Sentiment(label=SentimentLabel(answer["label"]), score=float(answer["score"]))
+        score = float(answer["score"])
+        if not -1.0 <= score <= 1.0:  # also false for NaN
+            raise ProviderRejected(f"sentiment score {score} is outside -1..1")
+        return Sentiment(label=SentimentLabel(answer["label"]), score=score)

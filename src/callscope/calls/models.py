@@ -1,5 +1,6 @@
 """ORM rows: calls, their packets and their append-only event history."""
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    Uuid,
     func,
     text,
 )
@@ -58,6 +60,7 @@ class CallRow(Base):
     final_sequence: Mapped[int | None] = mapped_column(BigInteger)
     ai_epoch: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     ai_last_error: Mapped[str | None] = mapped_column(Text)
+    ai_run: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the job run that owns the call
 
 
 class PacketRow(Base):

@@ -2,9 +2,12 @@
 results, archive or fail the call, re-drive a failed one.
 
 An attempt row is committed before the provider is called, so a worker killed mid-call
-still spends the call's budget: the next run marks it abandoned and counts it.
+still spends the call's budget: the next run marks it abandoned and counts it. Each run
+claims the call with a fresh token (`calls.ai_run`); every later write of the run checks it,
+so a run whose job was re-picked elsewhere (its worker looked dead) stops writing.
 """
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callscope.ai.ports import Segment, Sentiment, Transcript
 from callscope.calls.ai_repository import AiRepository
-from callscope.calls.models import AiAttemptRow
+from callscope.calls.models import AiAttemptRow, CallRow
 from callscope.calls.repository import CallRepository
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
@@ -22,11 +25,16 @@ from callscope.errors import CallNotFound, InvalidTransition
 from callscope.jobs.queue import enqueue_ai_jobs
 
 
+class RunSuperseded(Exception):
+    """Another run owns the call now (or it left PROCESSING_AI): stop without writing."""
+
+
 @dataclass(frozen=True, slots=True)
 class Work:
     """What one job run has to do for a call."""
 
     call_id: str
+    run: uuid.UUID
     epoch: int
     attempts_used: int
     transcript: Transcript | None
@@ -36,9 +44,7 @@ class Work:
 @dataclass(frozen=True, slots=True)
 class AttemptRef:
     id: int
-    call_id: str
     number: int
-    step: str
 
 
 class ProcessingService:
@@ -46,7 +52,7 @@ class ProcessingService:
         self, session_factory: async_sessionmaker[AsyncSession], *, max_attempts: int
     ) -> None:
         self._session_factory = session_factory
-        self._max_attempts = max_attempts
+        self.max_attempts = max_attempts
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[tuple[CallRepository, AiRepository]]:
@@ -63,16 +69,18 @@ class ProcessingService:
                 move(calls, row, CallState.PROCESSING_AI, {"reason": "job_started"})
             elif row.state != CallState.PROCESSING_AI:
                 return None  # archived, failed (re-drive queues a new job) or still live
+            row.ai_run = uuid.uuid4()
             for lost in await ai.abandon_unfinished(call_id, row.ai_epoch):
                 row.ai_last_error = lost.error
                 _record_attempt_event(calls, lost)
             used = len(await ai.attempts(call_id, row.ai_epoch))
-            if used >= self._max_attempts:
+            if used >= self.max_attempts:
                 _fail(calls, row, used)
                 return None
             transcript = await ai.transcript(call_id)
             return Work(
                 call_id=call_id,
+                run=row.ai_run,
                 epoch=row.ai_epoch,
                 attempts_used=used,
                 transcript=_transcript(transcript.text, transcript.segments)
@@ -86,55 +94,63 @@ class ProcessingService:
             return await ai.audio(call_id)
 
     async def start_attempt(self, work: Work, step: str) -> AttemptRef:
-        async with self._unit_of_work() as (_, ai):
+        async with self._unit_of_work() as (calls, ai):
+            await _owned(calls, work)
             row = await ai.start_attempt(work.call_id, work.epoch, step)
-            return AttemptRef(id=row.id, call_id=row.call_id, number=row.attempt, step=step)
+            return AttemptRef(id=row.id, number=row.attempt)
 
     async def record_failure(
-        self, ref: AttemptRef, error: str, duration_s: float, *, permanent: bool
+        self, work: Work, ref: AttemptRef, error: str, duration_s: float, *, permanent: bool
     ) -> None:
         async with self._unit_of_work() as (calls, ai):
+            call = await _owned(calls, work)
             attempt = await ai.session.get_one(AiAttemptRow, ref.id)
             attempt.outcome = "rejected" if permanent else "failed"
             attempt.error = error
             attempt.duration_s = duration_s
-            call = await calls.lock(ref.call_id)
-            if call is not None:
-                call.ai_last_error = error
+            call.ai_last_error = error
             _record_attempt_event(calls, attempt)
 
     async def record_transcript(
-        self, ref: AttemptRef, transcript: Transcript, duration_s: float
+        self, work: Work, ref: AttemptRef, transcript: Transcript, duration_s: float
     ) -> None:
         async with self._unit_of_work() as (calls, ai):
-            await _succeed(calls, ai, ref, duration_s)
-            await ai.save_transcript(ref.call_id, transcript)
+            await _succeed(calls, ai, work, ref, duration_s)
+            await ai.save_transcript(work.call_id, transcript)
 
     async def record_sentiment(
-        self, ref: AttemptRef, sentiment: Sentiment, duration_s: float
+        self, work: Work, ref: AttemptRef, sentiment: Sentiment, duration_s: float
     ) -> None:
         async with self._unit_of_work() as (calls, ai):
-            await _succeed(calls, ai, ref, duration_s)
-            await ai.save_sentiment(ref.call_id, sentiment)
+            await _succeed(calls, ai, work, ref, duration_s)
+            await ai.save_sentiment(work.call_id, sentiment)
 
-    async def archive(self, call_id: str) -> None:
+    async def archive(self, work: Work) -> None:
         async with self._unit_of_work() as (calls, ai):
-            row = await calls.lock(call_id)
-            if row is None or row.state != CallState.PROCESSING_AI:
-                return
-            sentiment = await ai.sentiment(call_id)
+            row = await _owned(calls, work)
+            sentiment = await ai.sentiment(work.call_id)
             data: dict[str, Any] = {"reason": "ai_done"}
             if sentiment is not None:
                 data["sentiment"] = {"label": sentiment.label, "score": sentiment.score}
             row.ai_last_error = None
             move(calls, row, CallState.ARCHIVED, data)
 
-    async def fail(self, call_id: str) -> None:
+    async def fail(self, work: Work) -> None:
         """PROCESSING_AI → FAILED with the last error (budget spent or input rejected)."""
         async with self._unit_of_work() as (calls, ai):
+            row = await _owned(calls, work)
+            _fail(calls, row, len(await ai.attempts(work.call_id, row.ai_epoch)))
+
+    async def give_up(self, call_id: str, error: str) -> None:
+        """FAILED after repeated errors outside any provider call (a job that keeps crashing)."""
+        async with self._unit_of_work() as (calls, ai):
             row = await calls.lock(call_id)
-            if row is not None and row.state == CallState.PROCESSING_AI:
-                _fail(calls, row, len(await ai.attempts(call_id, row.ai_epoch)))
+            if row is None or row.state not in (CallState.COMPLETED, CallState.PROCESSING_AI):
+                return
+            if row.state == CallState.COMPLETED:
+                move(calls, row, CallState.PROCESSING_AI, {"reason": "job_started"})
+            row.ai_last_error = error
+            _fail(calls, row, len(await ai.attempts(call_id, row.ai_epoch)))
 
     async def redrive(self, call_id: str) -> None:
         """FAILED → PROCESSING_AI with a fresh attempt budget, and a new job."""
@@ -149,8 +165,17 @@ class ProcessingService:
                     to_state=CallState.PROCESSING_AI,
                 )
             row.ai_epoch += 1
+            row.ai_run = None
             move(calls, row, CallState.PROCESSING_AI, {"reason": "redrive", "epoch": row.ai_epoch})
-            await enqueue_ai_jobs(calls.session, [call_id])
+            await enqueue_ai_jobs(calls.session, [(call_id, row.ai_epoch)])
+
+
+async def _owned(calls: CallRepository, work: Work) -> CallRow:
+    """The call row, locked, if this run still owns it."""
+    row = await calls.lock(work.call_id)
+    if row is None or row.ai_run != work.run or row.state != CallState.PROCESSING_AI:
+        raise RunSuperseded(work.call_id)
+    return row
 
 
 def _transcript(text: str, segments: list[dict[str, Any]]) -> Transcript:
@@ -158,15 +183,17 @@ def _transcript(text: str, segments: list[dict[str, Any]]) -> Transcript:
 
 
 async def _succeed(
-    calls: CallRepository, ai: AiRepository, ref: AttemptRef, duration: float
+    calls: CallRepository, ai: AiRepository, work: Work, ref: AttemptRef, duration: float
 ) -> None:
+    await _owned(calls, work)
     attempt = await ai.session.get_one(AiAttemptRow, ref.id)
     attempt.outcome = "ok"
     attempt.duration_s = duration
     _record_attempt_event(calls, attempt)
 
 
-def _fail(calls: CallRepository, row: Any, used: int) -> None:
+def _fail(calls: CallRepository, row: CallRow, used: int) -> None:
+    row.ai_run = None
     move(
         calls,
         row,

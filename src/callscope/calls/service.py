@@ -102,7 +102,7 @@ class CallService:
                 if final_sequence is not None:
                     row.final_sequence = final_sequence
                 move(calls, row, CallState.COMPLETED, {"reason": "complete_request"})
-                await enqueue_ai_jobs(calls.session, [call_id])
+                await enqueue_ai_jobs(calls.session, [(call_id, row.ai_epoch)])
         return await self.get_call(call_id)
 
     async def complete_idle(self, idle_seconds: float, *, limit: int = 500) -> list[str]:
@@ -116,7 +116,7 @@ class CallService:
                     CallState.COMPLETED,
                     {"reason": "idle_timeout", "idle_seconds": idle_seconds},
                 )
-            await enqueue_ai_jobs(calls.session, [row.call_id for row in rows])
+            await enqueue_ai_jobs(calls.session, [(row.call_id, row.ai_epoch) for row in rows])
             return [row.call_id for row in rows]
 
 

@@ -1,9 +1,9 @@
 """process_call: transcribe → score sentiment → archive, retrying as the budget allows.
 
-Short retries happen in-process (stamina, jittered, well under a second to a few seconds);
-when they are spent the job is handed back to the queue with a longer full-jitter backoff
-(pgqueuer's RetryRequested), so no worker sleeps for minutes. A step that succeeded is
-stored at once and never redone.
+Short retries happen in-process (stamina, jittered); when they are spent the job is handed
+back to the queue with a longer full-jitter backoff (pgqueuer's RetryRequested), so no worker
+sleeps for minutes. A step that succeeded is stored at once and never redone. Every provider
+call spends one attempt of the call's budget, whatever happens to it.
 """
 
 import time
@@ -16,9 +16,9 @@ import stamina
 import structlog
 from pgqueuer import RetryRequested
 
-from callscope.ai.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from callscope.ai.errors import ProviderRejected, ProviderUnavailable
 from callscope.ai.ports import AIProvider
-from callscope.calls.processing import AttemptRef, ProcessingService, Work
+from callscope.calls.processing import AttemptRef, ProcessingService, RunSuperseded, Work
 from callscope.jobs.retry import attempts_left, requeue_delay
 from callscope.settings import Settings
 
@@ -51,9 +51,12 @@ class CallProcessor:
             return
         try:
             await self._steps(work)
+            await self._processing.archive(work)
         except _CallFinished:
             return
-        await self._processing.archive(call_id)
+        except RunSuperseded:
+            log.warning("ai_run_superseded", call_id=call_id)
+            return
         log.info("call_archived", call_id=call_id)
 
     async def _steps(self, work: Work) -> None:
@@ -71,7 +74,7 @@ class CallProcessor:
             transcript = transcribed
         if not work.has_sentiment:
             text = transcript.text
-            _, used = await self._step(
+            await self._step(
                 work,
                 "sentiment",
                 used,
@@ -85,31 +88,35 @@ class CallProcessor:
         step: str,
         used: int,
         call: Callable[[], Awaitable[T]],
-        record: Callable[[AttemptRef, T, float], Awaitable[None]],
+        record: Callable[[Work, AttemptRef, T, float], Awaitable[None]],
     ) -> tuple[T, int]:
-        budget = self._settings.ai_max_attempts
-        tries = min(self._settings.ai_inline_retries + 1, attempts_left(used, budget))
+        budget = self._processing.max_attempts
+        left = attempts_left(used, budget)
+        if left == 0:
+            await self._processing.fail(work)
+            raise _CallFinished
+        wait = self._settings.ai_inline_wait
         try:
             for attempt in stamina.retry_context(
                 on=ProviderUnavailable,
-                attempts=tries,
-                wait_initial=self._settings.ai_inline_wait,
-                wait_max=10 * self._settings.ai_inline_wait,
-                wait_jitter=self._settings.ai_inline_wait,
+                attempts=min(self._settings.ai_inline_retries + 1, left),
+                wait_initial=wait,
+                wait_max=10 * wait,
+                wait_jitter=wait,
                 timeout=None,
             ):
                 with attempt:
                     ref = await self._processing.start_attempt(work, step)
                     used += 1
-                    result, duration = await self._timed(ref, call)
-                    await record(ref, result, duration)
+                    result, duration = await self._timed(work, ref, call)
+                    await record(work, ref, result, duration)
                     return result, used
         except ProviderRejected:
-            await self._processing.fail(work.call_id)
+            await self._processing.fail(work)
             raise _CallFinished from None
         except ProviderUnavailable as exc:
             if used >= budget:
-                await self._processing.fail(work.call_id)
+                await self._processing.fail(work)
                 raise _CallFinished from None
             delay = requeue_delay(
                 used,
@@ -120,17 +127,25 @@ class CallProcessor:
             raise RetryRequested(delay=timedelta(seconds=delay), reason=str(exc)) from exc
         raise AssertionError("unreachable: stamina either returned or raised")
 
-    async def _timed(self, ref: AttemptRef, call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-        """Call the provider; a failure is recorded on the attempt before it propagates."""
+    async def _timed(
+        self, work: Work, ref: AttemptRef, call: Callable[[], Awaitable[T]]
+    ) -> tuple[T, float]:
+        """Call the provider; any failure is recorded on the attempt before it propagates.
+        An unexpected one (a malformed answer) counts as retryable: the budget bounds it."""
         started = time.monotonic()
         try:
             result = await call()
-        except ProviderError as exc:
+        except ProviderRejected as exc:
             await self._processing.record_failure(
-                ref,
-                str(exc),
-                time.monotonic() - started,
-                permanent=isinstance(exc, ProviderRejected),
+                work, ref, str(exc), time.monotonic() - started, permanent=True
             )
             raise
+        except Exception as exc:
+            error = str(exc) if isinstance(exc, ProviderUnavailable) else repr(exc)
+            await self._processing.record_failure(
+                work, ref, error, time.monotonic() - started, permanent=False
+            )
+            if isinstance(exc, ProviderUnavailable):
+                raise
+            raise ProviderUnavailable(error) from exc
         return result, time.monotonic() - started

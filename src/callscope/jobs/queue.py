@@ -1,27 +1,60 @@
-"""pgqueuer wiring: enqueue the AI job inside the caller's transaction."""
+"""pgqueuer wiring: enqueue the AI job inside the caller's transaction, find calls whose job
+was lost. The only module that knows pgqueuer's table."""
 
 from collections.abc import Sequence
 from typing import Final
 
 from pgqueuer import AsyncpgDriver, Queries
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 PROCESS_CALL: Final = "process_call"
 
+_ORPHANS: Final = text(
+    """
+    SELECT c.call_id, c.ai_epoch FROM calls AS c
+    WHERE c.state IN ('COMPLETED', 'PROCESSING_AI')
+      AND c.updated_at < now() - make_interval(secs => :grace)
+      AND NOT EXISTS (
+          SELECT 1 FROM pgqueuer AS q
+          WHERE q.dedupe_key = c.call_id || ':' || c.ai_epoch
+            AND q.status IN ('queued', 'picked')
+      )
+    ORDER BY c.call_id
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED
+    """
+)
 
-async def enqueue_ai_jobs(session: AsyncSession, call_ids: Sequence[str]) -> None:
-    """Queue one AI job per call on the session's own connection and transaction: a rollback
-    drops the jobs with the state change, a commit keeps both. A call that already has a
-    queued or running job gets no second one (pgqueuer's dedupe key)."""
-    if not call_ids:
+
+def job_key(call_id: str, epoch: int) -> str:
+    """One job per call and budget epoch: a re-drive never collides with the job it replaces."""
+    return f"{call_id}:{epoch}"
+
+
+async def enqueue_ai_jobs(session: AsyncSession, calls: Sequence[tuple[str, int]]) -> None:
+    """Queue one AI job per (call_id, epoch) on the session's own connection and transaction:
+    a rollback drops the jobs with the state change, a commit keeps both. A job that is
+    already queued or running for the same call and epoch is not queued twice."""
+    if not calls:
         return
+    # Make sure the transaction has begun on the wire before pgqueuer uses the raw connection.
+    await session.execute(text("SELECT 1"))
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     queries = Queries(AsyncpgDriver(raw.driver_connection))  # type: ignore[arg-type]  # asyncpg under SQLAlchemy's adapter
     await queries.enqueue(
-        [PROCESS_CALL] * len(call_ids),
-        [call_id.encode() for call_id in call_ids],
-        [0] * len(call_ids),
-        dedupe_key=list(call_ids),
+        [PROCESS_CALL] * len(calls),
+        [call_id.encode() for call_id, _ in calls],
+        [0] * len(calls),
+        dedupe_key=[job_key(call_id, epoch) for call_id, epoch in calls],
         on_conflict="skip",
     )
+
+
+async def requeue_orphans(session: AsyncSession, *, grace_s: float, limit: int = 100) -> list[str]:
+    """Queue a job for calls waiting on AI work that have none (a job lost to an operator's
+    hand, a bug, a restored backup): no call waits forever. Returns their ids."""
+    rows = (await session.execute(_ORPHANS, {"grace": grace_s, "limit": limit})).all()
+    await enqueue_ai_jobs(session, [(row.call_id, row.ai_epoch) for row in rows])
+    return [row.call_id for row in rows]

@@ -182,6 +182,7 @@ def upgrade() -> None:
         op.execute(statement)
     op.add_column("calls", sa.Column("ai_epoch", sa.Integer(), server_default="0", nullable=False))
     op.add_column("calls", sa.Column("ai_last_error", sa.Text(), nullable=True))
+    op.add_column("calls", sa.Column("ai_run", sa.Uuid(), nullable=True))
     op.create_table(
         "ai_attempts",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -239,6 +240,7 @@ def downgrade() -> None:
     op.drop_table("sentiments")
     op.drop_table("transcripts")
     op.drop_table("ai_attempts")
+    op.drop_column("calls", "ai_run")
     op.drop_column("calls", "ai_last_error")
     op.drop_column("calls", "ai_epoch")
     for statement in PGQUEUER_UNINSTALL:
