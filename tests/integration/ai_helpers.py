@@ -4,13 +4,10 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from random import Random
 
 import asyncpg
 import httpx
 
-from callscope.ai.flaky import Flaky
-from callscope.ai.mock import MockProvider
 from callscope.ai.ports import AIProvider
 from callscope.jobs.worker import run_worker
 from callscope.settings import Settings
@@ -24,16 +21,6 @@ FAST_AI = {
     "ai_retry_cap": 0.1,
     "worker_heartbeat_timeout": 2.0,
 }
-
-
-def flaky_mock(settings: Settings) -> Flaky:
-    return Flaky(
-        MockProvider(),
-        failure_rate=settings.ai_failure_rate,
-        latency_min=settings.ai_latency_min,
-        latency_max=settings.ai_latency_max,
-        rng=Random(settings.ai_seed),
-    )
 
 
 @asynccontextmanager

@@ -8,12 +8,12 @@ import httpx
 from structlog.testing import capture_logs
 
 from callscope.ai.errors import ProviderUnavailable
+from callscope.ai.factory import flaky_mock
 from callscope.ai.ports import Segment, Sentiment, Transcript
 from callscope.settings import Settings
 from tests.factories import INGEST, SUPERVISOR
 from tests.integration.ai_helpers import (
     FAST_AI,
-    flaky_mock,
     make_completed_calls,
     wait_for_states,
     worker_running,

@@ -12,13 +12,8 @@ from callscope.ai.ports import AIProvider
 from callscope.settings import Settings
 
 
-async def build_provider(settings: Settings, stack: AsyncExitStack) -> AIProvider:
-    """The configured provider; resources it opens are closed with `stack`."""
-    if settings.ai_provider == "http":
-        client = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=settings.ai_http_url, timeout=settings.ai_http_timeout)
-        )
-        return HttpProvider(client)
+def flaky_mock(settings: Settings) -> Flaky:
+    """The mock behind the settings' failure injection (rate, latency, seed)."""
     return Flaky(
         MockProvider(),
         failure_rate=settings.ai_failure_rate,
@@ -26,3 +21,13 @@ async def build_provider(settings: Settings, stack: AsyncExitStack) -> AIProvide
         latency_max=settings.ai_latency_max,
         rng=Random(settings.ai_seed),  # noqa: S311 - failure injection, not security
     )
+
+
+async def build_provider(settings: Settings, stack: AsyncExitStack) -> AIProvider:
+    """The configured provider; resources it opens are closed with `stack`."""
+    if settings.ai_provider == "http":
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=settings.ai_http_url, timeout=settings.ai_http_timeout)
+        )
+        return HttpProvider(client)
+    return flaky_mock(settings)

@@ -3,14 +3,12 @@
 import base64
 import binascii
 from dataclasses import asdict
-from random import Random
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
-from callscope.ai.flaky import Flaky
-from callscope.ai.mock import MockProvider
+from callscope.ai.factory import flaky_mock
 from callscope.settings import Settings
 
 
@@ -26,13 +24,7 @@ class SentimentIn(BaseModel):
 
 
 def create_mock_ai_app(settings: Settings) -> FastAPI:
-    provider = Flaky(
-        MockProvider(),
-        failure_rate=settings.ai_failure_rate,
-        latency_min=settings.ai_latency_min,
-        latency_max=settings.ai_latency_max,
-        rng=Random(settings.ai_seed),  # noqa: S311 - failure injection, not security
-    )
+    provider = flaky_mock(settings)
     app = FastAPI(title="callscope mock AI", description="Transcription and sentiment, flaky.")
 
     @app.post("/v1/transcribe")
