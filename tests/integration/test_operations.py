@@ -26,6 +26,8 @@ async def test_unreachable_database_is_not_ready_and_ingest_says_503() -> None:
         assert (await client.get("/healthz")).status_code == 200
         ready = await client.get("/readyz")
         assert ready.status_code == 503
+        assert ready.headers["content-type"] == "application/problem+json"
+        assert ready.json()["code"] == "not_ready"
         assert ready.json()["checks"]["database"].startswith("unreachable")
         response = await post_packet(client, "c1", 1)
         assert response.status_code == 503

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from callscope.api.deps import ResourcesDep
+from callscope.api.problems import PROBLEM_JSON, problem_body
 
 router = APIRouter(tags=["operations"])
 
@@ -39,8 +40,13 @@ async def readyz(resources: ResourcesDep) -> JSONResponse:
         checks["schema"] = "unknown"
     if resources.draining:
         checks["draining"] = "yes"
-    ready = checks == {"database": "ok", "schema": "ok", "draining": "no"}
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks},
-        status_code=200 if ready else 503,
+    if checks == {"database": "ok", "schema": "ok", "draining": "no"}:
+        return JSONResponse({"status": "ready", "checks": checks})
+    body = problem_body(
+        code="not_ready",
+        status=503,
+        detail="this instance cannot serve requests now; see checks",
+        instance="/readyz",
+        checks=checks,
     )
+    return JSONResponse(body, status_code=503, media_type=PROBLEM_JSON)
