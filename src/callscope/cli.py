@@ -82,22 +82,27 @@ def _run(settings: Settings) -> int:
         print(f"callscope: embedded PostgreSQL in {settings.data_dir / 'postgres'}")
     assert settings.database_url is not None  # noqa: S101 - set just above
     upgrade_to_head(settings.database_url)
-    if not settings.auth_disabled and not (settings.ingest_tokens or settings.supervisor_tokens):
-        tokens = ensure_local_tokens(settings.data_dir)
-        settings = settings.model_copy(
-            update={
-                "ingest_tokens": [SecretStr(tokens.ingest)],
-                "supervisor_tokens": [SecretStr(tokens.supervisor)],
-            }
-        )
-        print(f"callscope: tokens (kept in {tokens.path}):")
-        print(f"  ingest token:     {tokens.ingest}")
-        print(f"  supervisor token: {tokens.supervisor}")
+    if not settings.auth_disabled and not (settings.ingest_tokens and settings.supervisor_tokens):
+        settings = _with_local_tokens(settings)
     base = f"http://{settings.host}:{settings.port}"
     print(f"callscope: API {base}/v1  docs {base}/docs  health {base}/readyz", flush=True)
     _serve(settings, with_worker=True)
     del server  # keeps the embedded server referenced until the API has stopped
     return 0
+
+
+def _with_local_tokens(settings: Settings) -> Settings:
+    """Fill each kind of token that is not configured from the data folder (created once)."""
+    tokens = ensure_local_tokens(settings.data_dir)
+    print(f"callscope: tokens (kept in {tokens.path}):")
+    updates: dict[str, list[SecretStr]] = {}
+    if not settings.ingest_tokens:
+        updates["ingest_tokens"] = [SecretStr(tokens.ingest)]
+        print(f"  ingest token:     {tokens.ingest}")
+    if not settings.supervisor_tokens:
+        updates["supervisor_tokens"] = [SecretStr(tokens.supervisor)]
+        print(f"  supervisor token: {tokens.supervisor}")
+    return settings.model_copy(update=updates)
 
 
 def _serve(settings: Settings, *, with_worker: bool = False) -> None:

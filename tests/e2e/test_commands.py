@@ -96,3 +96,25 @@ def test_run_without_a_url_starts_an_embedded_database_that_survives_restarts(
             assert call["packets"]["received"] == start + 1
         _assert_stopped_gracefully(process.returncode, log)
     assert (tmp_path / "data" / "postgres" / "PG_VERSION").exists()
+
+
+def test_run_fills_in_only_the_kind_of_token_that_is_missing(db_url: str, tmp_path: Path) -> None:
+    env = clean_env(
+        CALLSCOPE_DATABASE_URL=db_url,
+        CALLSCOPE_DATA_DIR=str(tmp_path / "data"),
+        CALLSCOPE_INGEST_TOKENS="my-pbx-token",
+    )
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "run.log"
+    with callscope_process(["run", "--port", str(port)], env, tmp_path, log) as process:
+        wait_ready(base, process, timeout=30)
+        text = log.read_text()
+        assert "ingest token:" not in text
+        supervisor = re.search(r"supervisor token:\s+(\S+)", text)
+        assert supervisor is not None
+        assert _post(base, "my-pbx-token", "mixed", 1).status_code == 202
+        call = httpx.get(
+            f"{base}/v1/calls/mixed", headers={"Authorization": f"Bearer {supervisor[1]}"}
+        )
+        assert call.status_code == 200

@@ -55,4 +55,15 @@ async def wait_for_states(
             return
         await asyncio.sleep(0.1)
     rows = await db.fetch("SELECT state, count(*) FROM calls GROUP BY state")
-    raise AssertionError(f"calls did not settle: {[tuple(r) for r in rows]}")
+    jobs = await db.fetch(
+        "SELECT convert_from(payload, 'UTF8') AS call_id, status, attempts, "
+        "execute_after - now() AS due_in FROM pgqueuer ORDER BY id"
+    )
+    attempts = await db.fetch(
+        "SELECT a.call_id, a.step, a.outcome, a.started_at::time FROM ai_attempts a JOIN calls c "
+        "USING (call_id) WHERE c.state NOT IN ('ARCHIVED', 'FAILED') ORDER BY a.id"
+    )
+    raise AssertionError(
+        f"calls did not settle: {[tuple(r) for r in rows]}; jobs: {[tuple(j) for j in jobs]}"
+        f"; attempts of unsettled calls: {[tuple(a) for a in attempts]}"
+    )

@@ -85,7 +85,9 @@ async def test_bad_packet_is_refused_and_nothing_stored(
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
-@pytest.mark.parametrize("call_id", ["has space", "a" * 129, "semi;colon", "caf%C3%A9", "%20"])
+@pytest.mark.parametrize(
+    "call_id", ["has space", "a" * 129, "semi;colon", "caf%C3%A9", "%20", "...", "%2E%2E%2E"]
+)
 async def test_bad_call_id_is_refused(
     client: httpx.AsyncClient, db: asyncpg.Connection, call_id: str, chunked: bool
 ) -> None:

@@ -55,6 +55,7 @@ async def test_openapi_documents_every_route_and_field(client: httpx.AsyncClient
         "/v1/calls/{call_id}",
         "/v1/calls/{call_id}/complete",
         "/v1/calls/{call_id}/events",
+        "/v1/calls/{call_id}/retry",
         "/healthz",
         "/readyz",
     } <= set(spec["paths"])

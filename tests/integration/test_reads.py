@@ -1,5 +1,7 @@
 """Reading calls: list with filters and cursor pagination, one call, its history."""
 
+import base64
+
 import asyncpg
 import httpx
 
@@ -60,9 +62,23 @@ async def test_list_filters_by_state_and_time(client: httpx.AsyncClient) -> None
 
 
 async def test_list_refuses_bad_parameters(client: httpx.AsyncClient) -> None:
-    for params in ({"state": "ASLEEP"}, {"limit": 0}, {"limit": 501}, {"created_after": "soon"}):
+    await post_packet(client, "some-call", 1)
+    for params in (
+        {"state": "ASLEEP"},
+        {"limit": 0},
+        {"limit": 501},
+        {"created_after": "soon"},
+        {"created_after": "0001-01-01T00:00:00+01:00"},
+        {"created_before": "9999-12-31T23:59:59-01:00"},
+        {"cursor": base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|a\x00b").decode()},
+    ):
         response = await client.get("/v1/calls", params=params, headers=SUPERVISOR)
         assert response.status_code == 422, params
+        assert response.headers["content-type"] == "application/problem+json"
+    huge = await client.get(
+        "/v1/calls/some-call/events", params={"after": 2**63}, headers=SUPERVISOR
+    )
+    assert huge.status_code == 422
     bad_cursor = await client.get("/v1/calls", params={"cursor": "!!"}, headers=SUPERVISOR)
     assert bad_cursor.status_code == 422
     assert bad_cursor.json()["code"] == "invalid_cursor"

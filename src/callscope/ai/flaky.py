@@ -30,8 +30,12 @@ class Flaky:
         self.failures_injected = 0
 
     async def _maybe_fail(self, what: str) -> None:
-        await self._sleep(self._rng.uniform(*self._latency))
-        if self._rng.random() < self._failure_rate:
+        # Both draws before the sleep: the sequence of outcomes follows the order of the calls,
+        # however their sleeps overlap.
+        latency = self._rng.uniform(*self._latency)
+        fails = self._rng.random() < self._failure_rate
+        await self._sleep(latency)
+        if fails:
             self.failures_injected += 1
             raise ProviderUnavailable(f"503 Service Unavailable (injected) during {what}")
 

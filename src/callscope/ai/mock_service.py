@@ -31,9 +31,12 @@ def create_mock_ai_app(settings: Settings) -> FastAPI:
     async def transcribe(body: TranscribeIn) -> dict[str, object]:
         try:
             audio = base64.b64decode(body.audio, validate=True)
-            transcript = await provider.transcribe(body.call_id, audio)
         except binascii.Error as exc:
             raise HTTPException(422, "audio is not base64") from exc
+        if not audio:  # input is checked before any (possibly failing) processing
+            raise HTTPException(422, "no audio to transcribe")
+        try:
+            transcript = await provider.transcribe(body.call_id, audio)
         except ProviderUnavailable as exc:
             raise HTTPException(503, str(exc)) from exc
         except ProviderRejected as exc:

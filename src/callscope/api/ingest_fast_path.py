@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from callscope.api.raw import replay_body, send_body, send_problem
 from callscope.api.v1.stream import store_packet
 from callscope.auth.tokens import Role
-from callscope.calls.schemas import CALL_ID_PATTERN, PacketIn
+from callscope.calls.schemas import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH, PacketIn
 from callscope.errors import ServiceError
 from callscope.resources import Resources
 
@@ -49,6 +49,7 @@ class IngestFastPath:
             content_type in _JSON_TYPES
             and length is not None
             and length <= resources.settings.max_body_bytes
+            and len(call_id) <= MAX_CALL_ID_LENGTH
             and _CALL_ID.fullmatch(call_id) is not None
         )
         if not plain:

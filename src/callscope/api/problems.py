@@ -8,7 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callscope.errors import MalformedJson, RequestInvalid, ServiceError, StorageUnavailable
@@ -75,6 +75,12 @@ async def _render_validation_error(request: Request, exc: Exception) -> Response
     return _service_error_response(invalid_request(exc.errors()), request.url.path)
 
 
+async def _render_data_error(request: Request, exc: Exception) -> Response:
+    """PostgreSQL refused a value (a date out of its range, a NUL in text): the caller's fault."""
+    invalid = RequestInvalid(f"a parameter is out of range: {type(exc.__cause__).__name__}")
+    return _service_error_response(invalid, request.url.path)
+
+
 async def _render_database_error(request: Request, exc: Exception) -> Response:
     log.warning("database_unavailable", error=type(exc).__name__, path=request.url.path)
     unavailable = StorageUnavailable("the database is unavailable; retry shortly")
@@ -104,6 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _render_service_error)
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     app.add_exception_handler(StarletteHTTPException, _render_http_error)
+    app.add_exception_handler(DataError, _render_data_error)
     app.add_exception_handler(SQLAlchemyError, _render_database_error)
     app.add_exception_handler(OSError, _render_database_error)
     app.add_exception_handler(Exception, _render_unexpected_error)

@@ -2,16 +2,25 @@
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
 
 from callscope.calls.states import CallState
 from callscope.ingest.packets import PacketStatus
 
-CALL_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# 1-128 of A-Za-z0-9._:- and not only dots ("." and ".." cannot be addressed in a URL path).
+CALL_ID_PATTERN = r"^[A-Za-z0-9._:-]*[A-Za-z0-9_:-][A-Za-z0-9._:-]*$"
+MAX_CALL_ID_LENGTH = 128
 MAX_SEQUENCE = 2**63 - 1
 
 
@@ -36,13 +45,25 @@ Base64Audio = Annotated[
     WithJsonSchema({"type": "string", "format": "byte", "examples": ["f39/f39/"]}),
 ]
 
+
+def utc_datetime(value: datetime) -> datetime:
+    """An aware UTC datetime (a naive one is taken as UTC) that PostgreSQL can store."""
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("the time is out of range") from exc
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(utc_datetime)]
+
 CallIdPath = Annotated[
     str,
     Path(
         pattern=CALL_ID_PATTERN,
         min_length=1,
-        max_length=128,
-        description="The call's id: 1 to 128 characters of A-Z a-z 0-9 . _ : -",
+        max_length=MAX_CALL_ID_LENGTH,
+        description="The call's id: 1 to 128 characters of A-Z a-z 0-9 . _ : -, not only dots",
         examples=["CA5f2c9e-0001"],
     ),
 ]
@@ -190,7 +211,7 @@ class CallListOut(BaseModel):
 class CallEventOut(BaseModel):
     id: int = Field(description="Monotonically increasing event id.")
     call_id: str = Field(description="The call's id.")
-    type: str = Field(description="`call.created` or `call.state_changed`.")
+    type: str = Field(description="`call.created`, `call.state_changed` or `call.ai_attempt`.")
     from_state: CallState | None = Field(description="State before the change.")
     to_state: CallState | None = Field(description="State after the change.")
     data: dict[str, Any] = Field(description="Details, e.g. the reason of a completion.")

@@ -8,6 +8,7 @@ and append their `call_events` row in the same commit.
 
 import base64
 import binascii
+import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from callscope.calls.ai_repository import AiRepository
 from callscope.calls.models import CallEventRow, CallRow
 from callscope.calls.repository import CallRepository
 from callscope.calls.schemas import (
+    CALL_ID_PATTERN,
     AiAttemptOut,
     AiOut,
     CallListOut,
@@ -30,6 +32,7 @@ from callscope.calls.schemas import (
     SentimentOut,
     SequenceRange,
     TranscriptOut,
+    utc_datetime,
 )
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
@@ -194,6 +197,9 @@ def _encode_cursor(row: CallRow) -> str:
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         created_at, call_id = base64.urlsafe_b64decode(cursor).decode().split("|", 1)
-        return datetime.fromisoformat(created_at), call_id
+        after = utc_datetime(datetime.fromisoformat(created_at))
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidCursor("the cursor is not one this service issued") from exc
+    if not re.fullmatch(CALL_ID_PATTERN, call_id):
+        raise InvalidCursor("the cursor is not one this service issued")
+    return after, call_id

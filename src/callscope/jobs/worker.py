@@ -60,11 +60,14 @@ async def _work(settings: Settings, stop: asyncio.Event, provider: AIProvider | 
         connection = await asyncpg.connect(asyncpg_dsn(url))
         stack.push_async_callback(connection.close)
         manager = QueueManager(PgqQueries(AsyncpgDriver(connection)))
+        # pgqueuer's own cap is at least 2; this one makes CALLSCOPE_WORKER_CONCURRENCY exact.
+        slots = asyncio.Semaphore(settings.worker_concurrency)
 
         @manager.entrypoint(PROCESS_CALL)
         async def process_call(job: Job) -> None:
             assert job.payload is not None  # noqa: S101 - every job we queue names its call
-            await _run_job(processor, processing, settings, job.payload.decode(), job.attempts)
+            async with slots:
+                await _run_job(processor, processing, settings, job.payload.decode(), job.attempts)
 
         async def stop_when_asked() -> None:
             await stop.wait()
@@ -78,7 +81,8 @@ async def _work(settings: Settings, stop: asyncio.Event, provider: AIProvider | 
         try:
             batch = max(1, settings.worker_concurrency // 2)
             await manager.run(
-                dequeue_timeout=timedelta(seconds=5),
+                # Re-queued jobs come due without a notification: look again every second.
+                dequeue_timeout=timedelta(seconds=1),
                 batch_size=batch,
                 max_concurrent_tasks=max(settings.worker_concurrency, 2 * batch),
                 heartbeat_timeout=timedelta(seconds=settings.worker_heartbeat_timeout),

@@ -1,6 +1,5 @@
 """Call routes: complete (ingest token), list, read and history (supervisor token)."""
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -13,6 +12,7 @@ from callscope.calls.schemas import (
     CallListOut,
     CallOut,
     CompleteIn,
+    UtcDatetime,
 )
 from callscope.calls.service import CallListQuery
 from callscope.calls.states import CallState
@@ -48,10 +48,10 @@ async def list_calls(
         list[CallState] | None, Query(description="Only calls in these states (repeatable).")
     ] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Only calls created at or after this time.")
+        UtcDatetime | None, Query(description="Only calls created at or after this time.")
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Only calls created before this time.")
+        UtcDatetime | None, Query(description="Only calls created before this time.")
     ] = None,
     cursor: Annotated[
         str | None, Query(max_length=512, description="`next_cursor` of the previous page.")
@@ -85,7 +85,9 @@ async def get_call(call_id: CallIdPath, resources: SupervisorAuth) -> CallOut:
 async def call_events(
     call_id: CallIdPath,
     resources: SupervisorAuth,
-    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Only events with a larger id.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most events returned.")] = 200,
 ) -> CallEventListOut:
     rows = await resources.calls.events(call_id, after=after, limit=limit)
