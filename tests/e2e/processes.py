@@ -52,15 +52,24 @@ def callscope_process(
                 raise
 
 
-def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+def _tail(log: Path) -> str:
+    """The end of the process's log, for the failure message."""
+    return log.read_text()[-3000:] if log.exists() else ""
+
+
+def wait_ready(
+    base_url: str, process: subprocess.Popen[bytes], timeout: float, *, log: Path
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"callscope exited with {process.returncode} before it was ready")
+            raise RuntimeError(
+                f"callscope exited with {process.returncode} before it was ready:\n" + _tail(log)
+            )
         try:
             if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.2)
-    raise TimeoutError(f"{base_url} not ready after {timeout} s")
+    raise TimeoutError(f"{base_url} not ready after {timeout} s:\n" + _tail(log))

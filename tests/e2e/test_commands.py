@@ -44,10 +44,9 @@ def test_serve_ingests_over_a_real_socket_and_stops_cleanly(db_url: str, tmp_pat
         CALLSCOPE_SUPERVISOR_TOKENS="sup",
     )
     base = f"http://127.0.0.1:{port}"
-    with callscope_process(
-        ["serve", "--port", str(port)], env, tmp_path, tmp_path / "serve.log"
-    ) as process:
-        wait_ready(base, process, timeout=30)
+    log = tmp_path / "serve.log"
+    with callscope_process(["serve", "--port", str(port)], env, tmp_path, log) as process:
+        wait_ready(base, process, timeout=30, log=log)
         assert _post(base, "pbx", "e2e-1", 1).status_code == 202
         call = httpx.get(f"{base}/v1/calls/e2e-1", headers={"Authorization": "Bearer sup"})
         assert call.json()["packets"]["received"] == 1
@@ -69,7 +68,7 @@ def test_run_generates_tokens_once_and_keeps_them(db_url: str, tmp_path: Path) -
         base = f"http://127.0.0.1:{port}"
         log = tmp_path / f"run-{start}.log"
         with callscope_process(["run", "--port", str(port)], env, tmp_path, log) as process:
-            wait_ready(base, process, timeout=30)
+            wait_ready(base, process, timeout=30, log=log)
             printed = _printed_tokens(log)
             assert _post(base, printed["ingest"], "e2e-run", start + 1).status_code == 202
             assert _post(base, printed["supervisor"], "e2e-run", 9).status_code == 403
@@ -87,7 +86,7 @@ def test_run_without_a_url_starts_an_embedded_database_that_survives_restarts(
         base = f"http://127.0.0.1:{port}"
         log = tmp_path / f"embedded-{start}.log"
         with callscope_process(["run", "--port", str(port)], env, tmp_path, log) as process:
-            wait_ready(base, process, timeout=120)
+            wait_ready(base, process, timeout=120, log=log)
             tokens = _printed_tokens(log)
             assert _post(base, tokens["ingest"], "kept", start + 1).status_code == 202
             call = httpx.get(
@@ -108,7 +107,7 @@ def test_run_fills_in_only_the_kind_of_token_that_is_missing(db_url: str, tmp_pa
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "run.log"
     with callscope_process(["run", "--port", str(port)], env, tmp_path, log) as process:
-        wait_ready(base, process, timeout=30)
+        wait_ready(base, process, timeout=30, log=log)
         text = log.read_text()
         assert "ingest token:" not in text
         supervisor = re.search(r"supervisor token:\s+(\S+)", text)
