@@ -59,9 +59,9 @@ async def write_batch(conn: "Connection", batch: Sequence[tuple[str, Packet]]) -
     return BatchReport(results=results, gaps=gaps)
 
 
-def _result(call_id: str, packet: Packet, row: PacketVerdict) -> BatchResult:
-    outcome = row.outcome
-    state = CallState(row.state)
+def _result(call_id: str, packet: Packet, verdict: PacketVerdict) -> BatchResult:
+    outcome = verdict.outcome
+    state = CallState(verdict.state)
     if outcome == "closed":
         return CallNotAcceptingPackets(
             f"call {call_id} is {state} and accepts no more packets", state=state
@@ -74,11 +74,11 @@ def _result(call_id: str, packet: Packet, row: PacketVerdict) -> BatchResult:
     accepted = outcome == "accepted"
     return IngestOutcome(
         status=PacketStatus.accepted if accepted else PacketStatus.duplicate,
-        in_order=accepted and not is_late(packet.sequence, row.highest_before),
+        in_order=accepted and not is_late(packet.sequence, verdict.highest_before),
         state=state,
         missing=missing_count(
-            received=row.received,
-            has_sequence_zero=row.has_sequence_zero,
-            expected_last=expected_last(row.max_sequence, row.final_sequence),
+            received=verdict.received,
+            has_sequence_zero=verdict.has_sequence_zero,
+            expected_last=expected_last(verdict.max_sequence, verdict.final_sequence),
         ),
     )
