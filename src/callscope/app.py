@@ -55,7 +55,6 @@ def create_app(settings: Settings) -> FastAPI:
         resources = Resources(
             settings=settings,
             engine=engine,
-            ingest_pool=pool,
             committer=committer,
             calls=call_service,
             processing=ProcessingService(session_factory, max_attempts=settings.ai_max_attempts),

@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callscope.auth.tokens import TokenChecker
@@ -16,7 +15,6 @@ from callscope.settings import Settings
 class Resources:
     settings: Settings
     engine: AsyncEngine
-    ingest_pool: asyncpg.Pool
     committer: GroupCommitter
     calls: CallService
     processing: ProcessingService
