@@ -19,8 +19,13 @@ from callscope.calls.sweeper import sweep_idle_calls
 from callscope.db.engine import create_engine, create_ingest_pool, create_session_factory
 from callscope.db.migrate import head_revision
 from callscope.ingest.committer import GroupCommitter
+from callscope.realtime import ws
+from callscope.realtime.bridge import EVENTS_CHANNEL, PROGRESS_CHANNEL, PgListener
+from callscope.realtime.hub import Hub
+from callscope.realtime.repository import LiveRepository
 from callscope.resources import Resources
-from callscope.settings import Settings
+from callscope.settings import Settings, asyncpg_dsn
+from callscope.web import routes as web
 
 DESCRIPTION = """
 callscope stores live call audio packets durably in PostgreSQL, tracks every call through
@@ -52,6 +57,12 @@ def create_app(settings: Settings) -> FastAPI:
         )
         session_factory = create_session_factory(engine)
         call_service = CallService(session_factory)
+        live = LiveRepository(engine)
+        hub = Hub(
+            live,
+            max_queued=settings.live_queue_size,
+            progress_interval=settings.live_progress_interval,
+        )
         resources = Resources(
             settings=settings,
             engine=engine,
@@ -59,26 +70,37 @@ def create_app(settings: Settings) -> FastAPI:
             calls=call_service,
             processing=ProcessingService(session_factory, max_attempts=settings.ai_max_attempts),
             tokens=tokens,
+            hub=hub,
+            live=live,
             head_revision=head_revision(),
         )
         app.state.resources = resources
         committer.start()
-        stop_sweeping = asyncio.Event()
-        sweeper = asyncio.create_task(
-            sweep_idle_calls(
-                call_service,
-                idle_seconds=settings.call_idle_timeout,
-                interval=settings.sweep_interval,
-                stop=stop_sweeping,
-            ),
-            name="idle-sweeper",
+        stop = asyncio.Event()
+        listener = PgListener(
+            asyncpg_dsn(database_url),
+            channels={EVENTS_CHANNEL: hub.on_event, PROGRESS_CHANNEL: hub.on_progress},
+            on_connected=hub.on_listener_connected,
         )
+        background = [
+            asyncio.create_task(
+                sweep_idle_calls(
+                    call_service,
+                    idle_seconds=settings.call_idle_timeout,
+                    interval=settings.sweep_interval,
+                    stop=stop,
+                ),
+                name="idle-sweeper",
+            ),
+            asyncio.create_task(listener.run(stop), name="live-listener"),
+            asyncio.create_task(hub.run(stop), name="live-hub"),
+        ]
         try:
             yield
         finally:
             resources.draining = True
-            stop_sweeping.set()
-            await sweeper
+            stop.set()
+            await asyncio.gather(*background)
             await committer.close()
             await pool.close()
             await engine.dispose()
@@ -94,6 +116,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(health.router)
     app.include_router(stream.router, prefix="/v1")
     app.include_router(calls.router, prefix="/v1")
+    app.include_router(ws.router)
+    web.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(IngestFastPath)  # added last: runs first
     return app

@@ -8,6 +8,8 @@ from callscope.auth.tokens import TokenChecker
 from callscope.calls.processing import ProcessingService
 from callscope.calls.service import CallService
 from callscope.ingest.committer import GroupCommitter
+from callscope.realtime.hub import Hub
+from callscope.realtime.repository import LiveRepository
 from callscope.settings import Settings
 
 
@@ -19,5 +21,7 @@ class Resources:
     calls: CallService
     processing: ProcessingService
     tokens: TokenChecker
+    hub: Hub
+    live: LiveRepository
     head_revision: str
     draining: bool = False

@@ -106,6 +106,30 @@ class Settings(BaseSettings):
     )
     mock_ai_port: int = Field(8100, ge=1, le=65535, description="Port of `callscope mock-ai`.")
 
+    live_active_limit: int = Field(
+        5000, ge=1, description="Most active calls a supervisor's snapshot lists (newest first)."
+    )
+    live_recent_limit: int = Field(
+        50, ge=0, description="Finished calls (ARCHIVED, FAILED) a supervisor's snapshot lists."
+    )
+    live_queue_size: int = Field(
+        1000,
+        ge=1,
+        description="Events queued per supervisor; one that falls further behind is resynced "
+        "with a fresh snapshot instead.",
+    )
+    live_progress_interval: float = Field(
+        0.5, gt=0, description="Seconds between two `call.progress` messages of one call."
+    )
+    live_ping_interval: float = Field(
+        15.0, gt=0, description="Seconds of silence after which the feed sends a `ping`."
+    )
+    live_replay_limit: int = Field(
+        10000,
+        ge=1,
+        description="Most events a `since=` reconnection replays; further behind gets a snapshot.",
+    )
+
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Lowest level of log lines written."
     )

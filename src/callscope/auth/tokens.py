@@ -43,9 +43,18 @@ class TokenChecker:
         if self.disabled:
             return
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        if scheme.lower() != "bearer":
             raise NotAuthenticated("a bearer token is required")
-        roles = self.roles_of(token.strip())
+        self.authorize_token(token, needed)
+
+    def authorize_token(self, token: str | None, needed: Role) -> None:
+        """Raise unless `token` (however it was presented) is a token of the needed role."""
+        if self.disabled:
+            return
+        token = (token or "").strip()
+        if not token:
+            raise NotAuthenticated("a bearer token is required")
+        roles = self.roles_of(token)
         if not roles:
             raise NotAuthenticated("the bearer token is not valid")
         if needed not in roles:

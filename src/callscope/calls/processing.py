@@ -128,12 +128,19 @@ class ProcessingService:
     async def archive(self, work: Work) -> None:
         async with self._unit_of_work() as (calls, ai):
             row = await _owned(calls, work)
+            transcript = await ai.transcript(work.call_id)
             sentiment = await ai.sentiment(work.call_id)
-            data: dict[str, Any] = {"reason": "ai_done"}
-            if sentiment is not None:
-                data["sentiment"] = {"label": sentiment.label, "score": sentiment.score}
+            result: dict[str, Any] = {
+                "transcript": transcript.text if transcript else None,
+                "sentiment": {"label": sentiment.label, "score": sentiment.score}
+                if sentiment
+                else None,
+            }
             row.ai_last_error = None
-            move(calls, row, CallState.ARCHIVED, data)
+            move(calls, row, CallState.ARCHIVED, {"reason": "ai_done"})
+            calls.append_event(
+                work.call_id, "call.archived", from_state=None, to_state=None, data=result
+            )
 
     async def fail(self, work: Work) -> None:
         """PROCESSING_AI → FAILED with the last error (budget spent or input rejected)."""
@@ -194,12 +201,9 @@ async def _succeed(
 
 def _fail(calls: CallRepository, row: CallRow, used: int) -> None:
     row.ai_run = None
-    move(
-        calls,
-        row,
-        CallState.FAILED,
-        {"reason": "ai_failed", "attempts": used, "last_error": row.ai_last_error},
-    )
+    outcome = {"attempts": used, "last_error": row.ai_last_error}
+    move(calls, row, CallState.FAILED, {"reason": "ai_failed", **outcome})
+    calls.append_event(row.call_id, "call.failed", from_state=None, to_state=None, data=outcome)
 
 
 def _record_attempt_event(calls: CallRepository, attempt: AiAttemptRow) -> None:

@@ -1,4 +1,5 @@
-"""The SQL of the ingest path: a whole batch of packets in two statements, one transaction."""
+"""The SQL of the ingest path: a whole batch of packets in one transaction of two statements
+(three when the batch starts new calls)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +14,9 @@ if TYPE_CHECKING:
 
     Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
 
-# Statement 1: create the calls not seen before (with their `call.created` event) and lock
-# every call of the batch, in call_id order, so concurrent batches never deadlock. The no-op
-# DO UPDATE is what takes the row lock on calls that already exist.
+# Statement 1: create the calls not seen before and lock every call of the batch, in call_id
+# order, so concurrent batches never deadlock. The no-op DO UPDATE is what takes the row lock
+# on calls that already exist. Returns the calls it created.
 _LOCK_CALLS: Final = """
 WITH locked AS (
     INSERT INTO calls AS c (call_id, state)
@@ -24,8 +25,15 @@ WITH locked AS (
     ON CONFLICT (call_id) DO UPDATE SET call_id = c.call_id
     RETURNING c.call_id, c.xmax = 0 AS created
 )
+SELECT call_id FROM locked WHERE created ORDER BY call_id
+"""
+
+# Statement 3, only when statement 1 created calls: their `call.created` events. It runs last
+# because inserting events takes the lock that keeps event ids in commit order (migration
+# 0003) until the transaction ends.
+_CREATED_EVENTS: Final = """
 INSERT INTO call_events (call_id, type, to_state)
-SELECT call_id, 'call.created', 'IN_PROGRESS' FROM locked WHERE created ORDER BY call_id
+SELECT call_id, 'call.created', 'IN_PROGRESS' FROM unnest($1::text[]) AS t(call_id)
 """
 
 # Statement 2 runs with a snapshot taken after statement 1 holds every lock, and every writer
@@ -37,7 +45,10 @@ SELECT call_id, 'call.created', 'IN_PROGRESS' FROM locked WHERE created ORDER BY
 #               in arrival order (the prior maximum, then earlier packets of this batch);
 #   verdicts    accepted, duplicate (same bytes as the stored copy or the batch's first copy)
 #               or conflict (other bytes);
-#   updated     each call's counters raised once by its deltas.
+#   updated     each call's counters raised once by its deltas;
+#   progress    NOTIFY on `callscope_progress` naming the updated calls (space-separated, at
+#               most 50 per notification so a payload stays far below the 8,000-byte limit),
+#               delivered at commit: the live feed's packet progress costs no event rows.
 _WRITE_PACKETS: Final = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::float8[], $5::timestamptz[])
@@ -106,6 +117,11 @@ updated AS (
     FROM deltas AS d
     WHERE c.call_id = d.call_id
     RETURNING c.call_id, c.packets_received, c.has_sequence_zero, c.max_sequence
+),
+progress AS (
+    SELECT pg_notify('callscope_progress', string_agg(call_id, ' '))
+    FROM (SELECT call_id, (row_number() OVER ()) / 50 AS chunk FROM updated) AS touched
+    GROUP BY chunk
 )
 SELECT i.idx, i.call_id, i.sequence, coalesce(v.outcome, 'closed') AS outcome,
        v.highest_before, c.state,
@@ -117,6 +133,7 @@ FROM input AS i
 JOIN calls_now AS c USING (call_id)
 LEFT JOIN verdicts AS v USING (idx)
 LEFT JOIN updated AS u ON u.call_id = i.call_id
+CROSS JOIN (SELECT count(*) FROM progress) AS notified
 ORDER BY i.idx
 """
 
@@ -139,10 +156,10 @@ class PacketVerdict:
 async def write_batch(
     conn: "Connection", batch: Sequence[tuple[str, Packet]]
 ) -> list[PacketVerdict]:
-    """Both statements in one transaction: all of the batch commits, or none of it."""
+    """All statements in one transaction: all of the batch commits, or none of it."""
     call_ids = [call_id for call_id, _ in batch]
     async with conn.transaction():
-        await conn.execute(_LOCK_CALLS, call_ids)
+        created = [row["call_id"] for row in await conn.fetch(_LOCK_CALLS, call_ids)]
         rows = await conn.fetch(
             _WRITE_PACKETS,
             call_ids,
@@ -151,6 +168,8 @@ async def write_batch(
             [packet.sent_at for _, packet in batch],
             [packet.received_at for _, packet in batch],
         )
+        if created:
+            await conn.execute(_CREATED_EVENTS, created)
     return [
         PacketVerdict(
             call_id=row["call_id"],

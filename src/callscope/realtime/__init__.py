@@ -1,0 +1,1 @@
+"""Live supervision: PostgreSQL LISTEN → in-process hub → bounded per-supervisor queues → WS."""

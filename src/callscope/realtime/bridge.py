@@ -1,0 +1,87 @@
+"""PostgreSQL LISTEN → the hub, on one dedicated connection per process (never a pooled one).
+
+The connection is watched (a termination callback plus a periodic `SELECT 1`); when it drops,
+notifications sent meanwhile are lost, so after every (re)connection the hub is told to
+resync its clients with fresh snapshots.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+APPLICATION_NAME = "callscope-listener"
+EVENTS_CHANNEL = "callscope_events"  # one call_events row per notification (migration 0003)
+PROGRESS_CHANNEL = "callscope_progress"  # call ids a committed ingest batch touched
+
+
+class PgListener:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        channels: Mapping[str, Callable[[str], None]],
+        on_connected: Callable[[], None],
+        check_interval: float = 5.0,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self._dsn = dsn
+        self._channels = channels
+        self._on_connected = on_connected
+        self._check_interval = check_interval
+        self._retry_delay = retry_delay
+        self.connections = 0  # successful (re)connections so far
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until `stop` is set, reconnecting whenever the connection is lost."""
+        while not stop.is_set():
+            try:
+                await self._listen_once(stop)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("live_listener_lost", error=str(exc) or type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._retry_delay)
+
+    async def _listen_once(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(
+            self._dsn, server_settings={"application_name": APPLICATION_NAME}, timeout=10
+        )
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        try:
+            for channel, handler in self._channels.items():
+                await conn.add_listener(channel, _deliver_to(handler))
+            self.connections += 1
+            log.info("live_listener_connected", connections=self.connections)
+            self._on_connected()
+            while not stop.is_set() and not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_first_of(stop, lost), self._check_interval)
+                if not stop.is_set() and not lost.is_set():
+                    await conn.execute("SELECT 1", timeout=self._check_interval)
+            if lost.is_set() and not stop.is_set():
+                raise OSError("the LISTEN connection was closed")
+        finally:
+            if not conn.is_closed():
+                await conn.close(timeout=2)
+
+
+def _deliver_to(handler: Callable[[str], None]) -> Callable[[Any, int, str, object], None]:
+    def deliver(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+        handler(str(payload))
+
+    return deliver
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,76 @@
+"""One supervisor's bounded queue: the hub offers without ever waiting; the feed drains it.
+
+Events queue in order, at most `max_queued` of them: a supervisor that falls further behind
+loses its queue and is owed a fresh snapshot instead (a resync), so a slow or stuck client
+costs a bounded amount of memory and never slows the publisher. `call.progress` messages do
+not queue: each call keeps only its latest one until it is sent (counts only grow, so an
+older one is worth nothing), which bounds them by the number of calls.
+"""
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass
+
+from callscope.realtime.events import Outgoing
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """The client must be sent a fresh snapshot; `reason` says why."""
+
+    reason: str
+
+
+class Subscriber:
+    def __init__(self, *, call_id: str | None, max_queued: int) -> None:
+        self.call_id = call_id
+        self.max_queued = max_queued
+        self.watermark = 0  # highest event id the client already has (snapshot or replay)
+        self.overflows = 0
+        self._queue: deque[Outgoing] = deque()
+        self._progress: dict[str | None, Outgoing] = {}  # call id → latest call.progress
+        self._resync: Resync | None = None
+        self._wakeup = asyncio.Event()
+
+    @property
+    def queued(self) -> tuple[int, int]:
+        """Messages waiting: (events, calls with an unsent progress message)."""
+        return len(self._queue), len(self._progress)
+
+    def offer(self, message: Outgoing) -> None:
+        """Queue a message for this client, or mark it for a resync when it is too far behind."""
+        if self.call_id is not None and message.call_id != self.call_id:
+            return
+        if self._resync is not None:
+            return  # the snapshot that is owed will carry it
+        if message.event_id is None:
+            self._progress.pop(message.call_id, None)  # re-inserted last: oldest is sent first
+            self._progress[message.call_id] = message
+            self._wakeup.set()
+            return
+        if len(self._queue) >= self.max_queued:
+            self.overflows += 1
+            self.resync("overflow")
+            return
+        self._queue.append(message)
+        self._wakeup.set()
+
+    def resync(self, reason: str) -> None:
+        """Drop what is queued: the client gets a fresh snapshot next."""
+        self._queue.clear()
+        self._progress.clear()
+        self._resync = Resync(reason)
+        self._wakeup.set()
+
+    async def next(self) -> Outgoing | Resync:
+        """The next thing to send: an owed resync first, then events in order, then progress."""
+        while not self._queue and not self._progress and self._resync is None:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self._resync is not None:
+            resync, self._resync = self._resync, None
+            return resync
+        if self._queue:
+            return self._queue.popleft()
+        call_id = next(iter(self._progress))
+        return self._progress.pop(call_id)

@@ -1,0 +1,166 @@
+"""`WS /ws/supervisor`: a snapshot (or a `since=` replay), then live events, then pings.
+
+Close codes: 4401 no or unknown token, 4403 a token of the wrong kind, 4400 bad query
+parameters; all sent before any message. The feed itself never closes on a slow client: the
+client is resynced with a fresh snapshot instead (see `Subscriber`).
+"""
+
+import asyncio
+import contextlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.datastructures import QueryParams
+
+from callscope.auth.tokens import Role
+from callscope.calls.schemas import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH
+from callscope.errors import Forbidden, NotAuthenticated
+from callscope.realtime.events import event_message, live_message, ping_message, snapshot_message
+from callscope.realtime.subscriber import Resync, Subscriber
+from callscope.resources import Resources
+
+router = APIRouter()
+
+CLOSE_BAD_REQUEST: Final = 4400
+CLOSE_NOT_AUTHENTICATED: Final = 4401
+CLOSE_FORBIDDEN: Final = 4403
+
+
+class FeedParametersInvalid(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class FeedParameters:
+    since: int | None
+    call_id: str | None
+
+    @classmethod
+    def parse(cls, query: QueryParams) -> "FeedParameters":
+        since = query.get("since")
+        call_id = query.get("call_id")
+        if since is not None and not re.fullmatch(r"[0-9]{1,18}", since):
+            raise FeedParametersInvalid("since must be an event id (a whole number ≥ 0)")
+        if call_id is not None and (
+            len(call_id) > MAX_CALL_ID_LENGTH or not re.fullmatch(CALL_ID_PATTERN, call_id)
+        ):
+            raise FeedParametersInvalid("call_id is not a valid call id")
+        return cls(since=int(since) if since is not None else None, call_id=call_id)
+
+
+@router.websocket("/ws/supervisor")
+async def supervisor_feed(websocket: WebSocket) -> None:
+    resources: Resources = websocket.app.state.resources
+    await websocket.accept()
+    refusal = _refusal(resources, websocket)
+    if refusal is not None:
+        await websocket.close(*refusal)
+        return
+    try:
+        parameters = FeedParameters.parse(websocket.query_params)
+    except FeedParametersInvalid as exc:
+        await websocket.close(CLOSE_BAD_REQUEST, str(exc))
+        return
+    subscriber = resources.hub.subscribe(call_id=parameters.call_id)
+    try:
+        await _serve(resources, websocket, subscriber, parameters.since)
+    finally:
+        resources.hub.unsubscribe(subscriber)
+
+
+def _refusal(resources: Resources, websocket: WebSocket) -> tuple[int, str] | None:
+    token = websocket.query_params.get("token")
+    if token is None:
+        scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            token = None
+    try:
+        resources.tokens.authorize_token(token, Role.supervisor)
+    except NotAuthenticated as exc:
+        return CLOSE_NOT_AUTHENTICATED, str(exc)
+    except Forbidden as exc:
+        return CLOSE_FORBIDDEN, str(exc)
+    return None
+
+
+async def _serve(
+    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
+) -> None:
+    """Send until the client leaves; reading is only how we notice that it left."""
+    sender = asyncio.create_task(_send(resources, websocket, subscriber, since))
+    reader = asyncio.create_task(_read_until_closed(websocket))
+    try:
+        await asyncio.wait([sender, reader], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sender, reader):
+            task.cancel()
+        for task in (sender, reader):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, OSError):
+                await task
+
+
+async def _read_until_closed(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # client messages carry nothing the feed needs
+
+
+async def _send(
+    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
+) -> None:
+    settings = resources.settings
+    if since is None:
+        subscriber.resync("connect")
+    else:
+        await _replay(resources, websocket, subscriber, since)
+    while True:
+        try:
+            item = await asyncio.wait_for(subscriber.next(), settings.live_ping_interval)
+        except TimeoutError:
+            await websocket.send_text(ping_message(datetime.now(UTC)))
+            continue
+        if isinstance(item, Resync):
+            await _send_snapshot(resources, websocket, subscriber, item.reason)
+        elif item.event_id is None or item.event_id > subscriber.watermark:
+            await websocket.send_text(item.text)
+
+
+async def _send_snapshot(
+    resources: Resources, websocket: WebSocket, subscriber: Subscriber, reason: str
+) -> None:
+    settings = resources.settings
+    snapshot = await resources.live.snapshot(
+        active_limit=settings.live_active_limit,
+        recent_limit=settings.live_recent_limit,
+        call_id=subscriber.call_id,
+    )
+    subscriber.watermark = snapshot.last_event_id
+    await websocket.send_text(
+        snapshot_message(
+            snapshot.calls,
+            last_event_id=snapshot.last_event_id,
+            reason=reason,
+            truncated=snapshot.truncated,
+        )
+    )
+
+
+async def _replay(
+    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int
+) -> None:
+    """The events after `since`, or a snapshot when they cannot be replayed exactly."""
+    replay = await resources.live.replay(
+        since, limit=resources.settings.live_replay_limit, call_id=subscriber.call_id
+    )
+    if since > replay.last_event_id:
+        subscriber.resync("since_unknown")  # e.g. the database was replaced
+        return
+    if not replay.complete:
+        subscriber.resync("too_far_behind")
+        return
+    for row in replay.events:
+        await websocket.send_text(event_message(row).text)
+    subscriber.watermark = replay.last_event_id
+    await websocket.send_text(live_message(replay.last_event_id))

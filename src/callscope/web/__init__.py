@@ -1,0 +1,1 @@
+"""The supervisor dashboard: one static page over the live feed and the read API."""

@@ -1,0 +1,116 @@
+"""A real server on a real port (WebSockets need one) and supervisor feed clients for tests."""
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from callscope.app import create_app
+from callscope.settings import Settings
+from tests.factories import SUPERVISOR_TOKEN
+
+Message = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    app: FastAPI
+    http: str  # http://127.0.0.1:port
+    ws: str  # ws://127.0.0.1:port
+
+
+@asynccontextmanager
+async def served(settings: Settings, *, send_buffer: int | None = None) -> AsyncIterator[Served]:
+    """The app under uvicorn in this event loop, from when it listens for live events until
+    the block ends. `send_buffer` shrinks the kernel's send buffer of every connection (they
+    inherit it from the listening socket), so a client that stops reading backs up quickly."""
+    app = create_app(settings)
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if send_buffer is not None:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
+    listening.bind(("127.0.0.1", 0))
+    port = listening.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[listening]))
+    while not (server.started and app.state.resources.hub.listener_connections):
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield Served(app=app, http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+
+
+def feed_url(ws_base: str, token: str | None = SUPERVISOR_TOKEN, **params: str | int) -> str:
+    query = {"token": token, **params} if token is not None else params
+    encoded = "&".join(f"{key}={value}" for key, value in query.items())
+    return f"{ws_base}/ws/supervisor" + (f"?{encoded}" if encoded else "")
+
+
+class FeedClient:
+    """A supervisor connection that reads every message as it comes, in the background (a
+    client that stops reading is a slow client, which the feed resyncs)."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.messages: list[Message] = []
+        self._arrived = asyncio.Event()
+
+    async def read_forever(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self.connection:
+                self.messages.append(json.loads(raw))
+                self._arrived.set()
+
+    async def read_until(self, done: Callable[[list[Message]], bool], within: float) -> None:
+        deadline = time.monotonic() + within
+        while not done(self.messages):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                types = Counter(m["type"] for m in self.messages)
+                raise AssertionError(f"feed condition not met within {within} s; got {types}")
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    def events(self, *types: str) -> list[Message]:
+        return [m for m in self.messages if not types or m["type"] in types]
+
+
+@asynccontextmanager
+async def feed(url: str, **options: Any) -> AsyncIterator[FeedClient]:
+    async with connect(url, **options) as connection:
+        client = FeedClient(connection)
+        reader = asyncio.create_task(client.read_forever())
+        try:
+            yield client
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+def has_type(kind: str, call_id: str | None = None, **data: Any) -> Callable[[list[Message]], bool]:
+    """A `read_until` condition: some message of this type (for this call, with this data)."""
+
+    def matches(message: Message) -> bool:
+        if message["type"] != kind or (call_id is not None and message["call_id"] != call_id):
+            return False
+        return all(message["data"].get(key) == value for key, value in data.items())
+
+    return lambda messages: any(matches(m) for m in messages)
