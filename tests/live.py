@@ -114,3 +114,13 @@ def has_type(kind: str, call_id: str | None = None, **data: Any) -> Callable[[li
         return all(message["data"].get(key) == value for key, value in data.items())
 
     return lambda messages: any(matches(m) for m in messages)
+
+
+def latest_progress(messages: list[Message]) -> dict[str, int]:
+    """Each call's packets received, as the last `call.progress` naming it said."""
+    latest: dict[str, int] = {}
+    for message in messages:
+        if message["type"] == "call.progress":
+            for entry in message["data"]["calls"]:
+                latest[entry["call_id"]] = entry["packets"]["received"]
+    return latest

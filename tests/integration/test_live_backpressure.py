@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from callscope.realtime.subscriber import Subscriber
 from callscope.settings import Settings
 from tests.factories import INGEST, packet_body
-from tests.live import FeedClient, feed, feed_url, has_type, served
+from tests.live import FeedClient, Message, feed, feed_url, has_type, latest_progress, served
 
 CALLS = 1000
 PACKETS_PER_CALL = 5  # 5,000 packets per phase; with each call completed, 2,000 events
@@ -119,17 +119,15 @@ async def _everything_arrives(watcher: FeedClient, db: asyncpg.Connection) -> No
     stored = [row["id"] for row in await db.fetch("SELECT id FROM call_events ORDER BY id")]
     last_id = stored[-1]
 
-    def caught_up(messages: list[dict[str, object]]) -> bool:
-        received = {m["call_id"]: m for m in messages if m["type"] == "call.progress"}
-        return any(m.get("event_id") == last_id for m in messages) and len(received) == 2 * CALLS
+    def caught_up(messages: list[Message]) -> bool:
+        progress = latest_progress(messages)
+        return (
+            any(m.get("event_id") == last_id for m in messages)
+            and len(progress) == 2 * CALLS
+            and set(progress.values()) == {PACKETS_PER_CALL}
+        )
 
     await watcher.read_until(caught_up, within=30)
     assert len(watcher.events("snapshot")) == 1  # never resynced: it kept up
     received = [m["event_id"] for m in watcher.messages if m.get("event_id") is not None]
     assert received == stored
-    latest: dict[str, int] = {}
-    for message in watcher.events("call.progress"):
-        latest[message["call_id"]] = message["data"]["packets"]["received"]
-    await watcher.read_until(
-        lambda _: all(count == PACKETS_PER_CALL for count in latest.values()), within=1
-    )

@@ -13,7 +13,7 @@ from callscope.realtime.bridge import APPLICATION_NAME
 from callscope.settings import Settings
 from tests.factories import INGEST, INGEST_TOKEN, SUPERVISOR_TOKEN, packet_body
 from tests.integration.ai_helpers import FAST_AI, worker_running
-from tests.live import Message, feed, feed_url, has_type, served
+from tests.live import Message, feed, feed_url, has_type, latest_progress, served
 
 
 async def _post_packets(http: httpx.AsyncClient, call_id: str, sequences: range) -> None:
@@ -58,7 +58,7 @@ async def test_snapshot_then_a_calls_whole_life_in_order(
             await _complete(http, "life")
             async with worker_running(ai, flaky_mock(ai)):
                 await client.read_until(has_type("call.archived", "life"), within=30)
-            await client.read_until(has_type("call.progress", "life"), within=10)
+            await client.read_until(lambda ms: latest_progress(ms).get("life") == 5, within=10)
 
     life = [m for m in client.messages if m.get("call_id") == "life"]
     stored = await _event_ids(db, "life")
@@ -83,9 +83,7 @@ async def test_snapshot_then_a_calls_whole_life_in_order(
     assert stored_sentiment is not None
     assert archived["sentiment"] == dict(stored_sentiment)
     assert archived["transcript"] == await db.fetchval("SELECT text FROM transcripts")
-    progress = [m for m in life if m["type"] == "call.progress"]
-    assert progress[-1]["data"]["packets"]["received"] == 5
-    assert all(m["event_id"] is None for m in progress)
+    assert all(m["event_id"] is None for m in client.events("call.progress"))
 
 
 async def test_since_replays_exactly_the_missed_events(
@@ -128,12 +126,14 @@ async def test_call_id_filters_snapshot_and_events(settings: Settings) -> None:
         async with feed(feed_url(server.ws, call_id="watched")) as client:
             await client.read_until(has_type("snapshot"), within=10)
             assert [c["call_id"] for c in client.messages[0]["calls"]] == ["watched"]
+            await _post_packets(http, "other", range(2, 3))
+            await _post_packets(http, "watched", range(2, 3))
+            await client.read_until(lambda ms: latest_progress(ms) == {"watched": 2}, within=10)
             await _complete(http, "other")
             await _complete(http, "watched")
             await client.read_until(has_type("call.state_changed", "watched"), within=10)
-    assert {m["call_id"] for m in client.events("call.state_changed", "call.progress")} == {
-        "watched"
-    }
+    assert {m["call_id"] for m in client.events("call.state_changed")} == {"watched"}
+    assert set(latest_progress(client.messages)) == {"watched"}
 
 
 @pytest.mark.parametrize(
@@ -229,15 +229,10 @@ async def test_progress_is_coalesced_per_call(settings: Settings) -> None:
         await client.read_until(has_type("snapshot"), within=10)
         started = asyncio.get_running_loop().time()
         await asyncio.gather(*(_post_packets(http, "busy", range(n, 200, 4)) for n in range(1, 5)))
-        await client.read_until(
-            lambda ms: any(
-                m["type"] == "call.progress" and m["data"]["packets"]["received"] == 199 for m in ms
-            ),
-            within=10,
-        )
+        await client.read_until(lambda ms: latest_progress(ms).get("busy") == 199, within=10)
         elapsed = asyncio.get_running_loop().time() - started
     progress = client.events("call.progress")
     # At most one per 0.5 s flush (plus the flush in progress when posting started).
     assert len(progress) <= elapsed / settings.live_progress_interval + 2
-    counts = [m["data"]["packets"]["received"] for m in progress]
+    counts = [entry["packets"]["received"] for m in progress for entry in m["data"]["calls"]]
     assert counts == sorted(counts)

@@ -10,6 +10,7 @@ from callscope.realtime.coalesce import ProgressCoalescer
 from callscope.realtime.events import (
     Outgoing,
     event_message,
+    progress_entry,
     progress_message,
     snapshot_message,
     utc_iso,
@@ -56,13 +57,13 @@ def test_a_notify_payload_time_in_another_zone_becomes_utc() -> None:
     assert json.loads(event_message(_row(created_at=paris)).text)["at"] == utc_iso(AT)
 
 
-def test_progress_has_no_event_id() -> None:
+def test_progress_carries_many_calls_and_no_event_id() -> None:
     call = {"call_id": "c-1", "state": "IN_PROGRESS", "packets": {"received": 3}}
-    message = progress_message(call, AT)
-    assert message.event_id is None
+    message = progress_message([progress_entry(call)], AT)
+    assert (message.event_id, message.call_id) == (None, None)
     body = json.loads(message.text)
     assert body["type"] == "call.progress"
-    assert body["data"] == {"packets": {"received": 3}}
+    assert body["data"] == {"calls": [{"call_id": "c-1", "packets": {"received": 3}}]}
 
 
 def test_snapshot_encodes_datetimes() -> None:
@@ -138,12 +139,34 @@ async def test_next_times_out_cleanly_when_nothing_comes() -> None:
     assert await subscriber.next() == _message(1)
 
 
+def _progress(call_id: str, received: int) -> dict[str, object]:
+    return {"call_id": call_id, "packets": {"received": received}}
+
+
 async def test_progress_keeps_only_the_latest_per_call_and_never_overflows() -> None:
     subscriber = Subscriber(call_id=None, max_queued=2)
     for n in range(100):
-        subscriber.offer(Outgoing(event_id=None, call_id="a", text=f"a{n}"))
-        subscriber.offer(Outgoing(event_id=None, call_id="b", text=f"b{n}"))
+        subscriber.offer_progress([_progress("a", n), _progress("b", n)])
     subscriber.offer(_message(1))
     assert (subscriber.queued, subscriber.overflows) == ((1, 2), 0)
-    sent = [await subscriber.next() for _ in range(3)]
-    assert [m.text for m in sent if isinstance(m, Outgoing)] == ["1", "a99", "b99"]
+    assert await subscriber.next() == _message(1)  # events go first
+    progress = await subscriber.next()
+    assert isinstance(progress, Outgoing)
+    assert json.loads(progress.text)["data"]["calls"] == [_progress("a", 99), _progress("b", 99)]
+    assert subscriber.queued == (0, 0)
+
+
+def test_a_filtered_subscriber_keeps_only_its_calls_progress() -> None:
+    subscriber = Subscriber(call_id="mine", max_queued=2)
+    subscriber.offer_progress([_progress("other", 1)])
+    assert subscriber.queued == (0, 0)
+    subscriber.offer_progress([_progress("other", 2), _progress("mine", 2)])
+    assert subscriber.queued == (0, 1)
+
+
+def test_a_resync_drops_pending_progress() -> None:
+    subscriber = Subscriber(call_id=None, max_queued=2)
+    subscriber.offer_progress([_progress("a", 1)])
+    subscriber.resync("reconnect")
+    subscriber.offer_progress([_progress("a", 2)])  # the owed snapshot carries it
+    assert subscriber.queued == (0, 0)

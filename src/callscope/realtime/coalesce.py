@@ -4,8 +4,8 @@
 class ProgressCoalescer:
     """Collects the calls named by `callscope_progress` notifications between two flushes.
 
-    The hub flushes every `live_progress_interval` seconds (0.5 by default), so a call gets at
-    most one `call.progress` per interval however many batches touched it.
+    The hub flushes every `live_progress_interval` seconds (0.5 by default), so a call's counts
+    are sent at most once per interval however many batches touched it.
     """
 
     def __init__(self) -> None:

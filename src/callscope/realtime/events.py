@@ -2,8 +2,9 @@
 
 Event messages carry the `call_events` row they announce:
 `{"v": 1, "type", "event_id", "call_id", "at", "data"}`. `call.progress` is the one event
-without a row (packet counts change too often for that): its `event_id` is null, and it is
-not replayed by `since=`; a snapshot carries the same counts.
+without a row (packet counts change too often for that): one message per flush carries the
+counts of every call that changed, `data.calls = [{"call_id", "packets"}, …]`, with
+`event_id` and `call_id` null. It is not replayed by `since=`; a snapshot has the same counts.
 """
 
 import json
@@ -46,17 +47,22 @@ def event_message(row: Mapping[Any, Any]) -> Outgoing:
     return Outgoing(event_id=row["id"], call_id=row["call_id"], text=encode(message))
 
 
-def progress_message(call: Mapping[str, Any], at: datetime) -> Outgoing:
-    """Packet counts of one call (a live call summary, see `repository.live_call`)."""
+def progress_entry(call: Mapping[str, Any]) -> dict[str, Any]:
+    """One call's part of a `call.progress` message (from a live call summary)."""
+    return {"call_id": call["call_id"], "packets": call["packets"]}
+
+
+def progress_message(entries: list[dict[str, Any]], at: datetime) -> Outgoing:
+    """Packet counts of calls that changed (see `progress_entry`), in one message."""
     message = {
         "v": ENVELOPE_VERSION,
         "type": PROGRESS,
         "event_id": None,
-        "call_id": call["call_id"],
+        "call_id": None,
         "at": utc_iso(at),
-        "data": {"packets": call["packets"]},
+        "data": {"calls": entries},
     }
-    return Outgoing(event_id=None, call_id=call["call_id"], text=encode(message))
+    return Outgoing(event_id=None, call_id=None, text=encode(message))
 
 
 def snapshot_message(

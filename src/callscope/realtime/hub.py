@@ -8,12 +8,11 @@ and cost nothing beyond their parsing.
 import asyncio
 import contextlib
 import json
-from datetime import UTC, datetime
 
 import structlog
 
 from callscope.realtime.coalesce import ProgressCoalescer
-from callscope.realtime.events import Outgoing, event_message, progress_message
+from callscope.realtime.events import Outgoing, event_message, progress_entry
 from callscope.realtime.repository import LiveRepository
 from callscope.realtime.subscriber import Subscriber
 
@@ -103,6 +102,6 @@ class Hub:
             except Exception:  # the database may be briefly away; the next flush retries
                 log.exception("live_progress_failed", calls=len(call_ids))
                 continue
-            now = datetime.now(UTC)
-            for call in calls:
-                self.publish(progress_message(call, now))
+            entries = [progress_entry(call) for call in calls]
+            for subscriber in self._subscribers:
+                subscriber.offer_progress(entries)

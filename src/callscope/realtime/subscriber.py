@@ -2,16 +2,18 @@
 
 Events queue in order, at most `max_queued` of them: a supervisor that falls further behind
 loses its queue and is owed a fresh snapshot instead (a resync), so a slow or stuck client
-costs a bounded amount of memory and never slows the publisher. `call.progress` messages do
-not queue: each call keeps only its latest one until it is sent (counts only grow, so an
-older one is worth nothing), which bounds them by the number of calls.
+costs a bounded amount of memory and never slows the publisher. Packet progress does not
+queue: each call keeps only its latest counts until the next `call.progress` message is sent
+(counts only grow, so older ones are worth nothing), which bounds it by the number of calls.
 """
 
 import asyncio
 from collections import deque
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from callscope.realtime.events import Outgoing
+from callscope.realtime.events import Outgoing, progress_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,32 +30,37 @@ class Subscriber:
         self.watermark = 0  # highest event id the client already has (snapshot or replay)
         self.overflows = 0
         self._queue: deque[Outgoing] = deque()
-        self._progress: dict[str | None, Outgoing] = {}  # call id → latest call.progress
+        self._progress: dict[str, dict[str, Any]] = {}  # call id → latest progress entry
         self._resync: Resync | None = None
         self._wakeup = asyncio.Event()
 
     @property
     def queued(self) -> tuple[int, int]:
-        """Messages waiting: (events, calls with an unsent progress message)."""
+        """What is waiting: (events, calls with unsent progress)."""
         return len(self._queue), len(self._progress)
 
     def offer(self, message: Outgoing) -> None:
-        """Queue a message for this client, or mark it for a resync when it is too far behind."""
+        """Queue an event for this client, or mark it for a resync when it is too far behind."""
         if self.call_id is not None and message.call_id != self.call_id:
             return
         if self._resync is not None:
             return  # the snapshot that is owed will carry it
-        if message.event_id is None:
-            self._progress.pop(message.call_id, None)  # re-inserted last: oldest is sent first
-            self._progress[message.call_id] = message
-            self._wakeup.set()
-            return
         if len(self._queue) >= self.max_queued:
             self.overflows += 1
             self.resync("overflow")
             return
         self._queue.append(message)
         self._wakeup.set()
+
+    def offer_progress(self, entries: list[dict[str, Any]]) -> None:
+        """Note the latest packet counts of these calls (see `events.progress_entry`)."""
+        if self._resync is not None:
+            return
+        for entry in entries:
+            if self.call_id is None or entry["call_id"] == self.call_id:
+                self._progress[entry["call_id"]] = entry
+        if self._progress:
+            self._wakeup.set()
 
     def resync(self, reason: str) -> None:
         """Drop what is queued: the client gets a fresh snapshot next."""
@@ -72,5 +79,5 @@ class Subscriber:
             return resync
         if self._queue:
             return self._queue.popleft()
-        call_id = next(iter(self._progress))
-        return self._progress.pop(call_id)
+        entries, self._progress = list(self._progress.values()), {}
+        return progress_message(entries, datetime.now(UTC))

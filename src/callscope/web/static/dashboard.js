@@ -73,6 +73,12 @@ function handle(message) {
       break;
     case "ping":
       return;
+    case "call.progress":
+      for (const entry of message.data.calls) {
+        const call = calls.get(entry.call_id);
+        if (call) call.packets = entry.packets;  // unknown calls arrive with their snapshot
+      }
+      break;
     default:
       apply(message);
       if (message.event_id !== null) lastEventId = Math.max(lastEventId ?? 0, message.event_id);
@@ -102,9 +108,6 @@ function apply(event) {
     case "call.state_changed":
       call.state = data.to;
       call.updated_at = event.at;
-      break;
-    case "call.progress":
-      call.packets = data.packets;
       break;
     case "call.ai_attempt":
       call.ai.attempts = Math.max(call.ai.attempts, data.attempt);
@@ -253,10 +256,17 @@ function renderDetails(call, history) {
   }));
   $("d-history").replaceChildren(...history.map((event) => {
     const item = document.createElement("li");
-    const change = event.to_state ? ` ${event.from_state ?? "∅"} → ${event.to_state}` : "";
-    item.textContent = `${clock(event.created_at)} ${event.type}${change}`;
+    item.textContent = `${clock(event.created_at)} ${event.type} ${historyDetail(event)}`;
     return item;
   }));
+}
+
+function historyDetail(event) {
+  const data = event.data;
+  if (event.to_state) return `${event.from_state ?? "∅"} → ${event.to_state}`;
+  if (event.type === "call.ai_attempt") return `${data.step} #${data.attempt}: ${data.outcome}`;
+  if (event.type === "call.failed") return data.last_error ?? "";
+  return "";
 }
 
 function start() {
