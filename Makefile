@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve migrate test pytest lint fmt type check bench bench-ai lock clean
+.PHONY: install run serve migrate test pytest lint fmt type check bench bench-ai bench-live lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "callscope needs Python 3.11 or newer")'
@@ -51,6 +51,9 @@ bench: install  ## ingest benchmark: callscope vs a bare endpoint (needs wrk)
 
 bench-ai: install  ## 200 calls through one AI worker against the brief's flaky provider
 	$(BIN)/python -m benchmarks.ai
+
+bench-live: install  ## commit-to-WebSocket delay at 10 supervisors under a steady ingest load
+	$(BIN)/python -m benchmarks.live
 
 lock: install
 	{ echo "# Every package, pinned: make installs exactly these, then callscope itself with --no-deps."; \

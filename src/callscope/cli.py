@@ -86,6 +86,7 @@ def _run(settings: Settings) -> int:
         settings = _with_local_tokens(settings)
     base = f"http://{settings.host}:{settings.port}"
     print(f"callscope: API {base}/v1  docs {base}/docs  health {base}/readyz", flush=True)
+    print(f"callscope: dashboard {base}/dashboard (sign in with the supervisor token)", flush=True)
     _serve(settings, with_worker=True)
     del server  # keeps the embedded server referenced until the API has stopped
     return 0

@@ -61,12 +61,19 @@ async def _new_page(browser: Browser, errors: list[str]) -> Page:
     return page
 
 
+async def _post_first_packet(http: httpx.AsyncClient, call_id: str) -> None:
+    response = await http.post(f"/v1/call/stream/{call_id}", json=packet_body(1), headers=INGEST)
+    assert response.status_code == 202
+
+
 async def test_dashboard_shows_a_call_appear_and_change_state(
     browser: Browser, settings: Settings
 ) -> None:
     errors: list[str] = []
     async with served(settings) as server, httpx.AsyncClient(base_url=server.http) as http:
         page = await _new_page(browser, errors)
+        sockets: list[str] = []
+        page.on("websocket", lambda ws: sockets.append(ws.url))
         await page.goto(f"{server.http}/dashboard")
         await page.get_by_label("Supervisor token").fill(SUPERVISOR_TOKEN)
         await page.get_by_role("button", name="Connect").click()
@@ -105,6 +112,14 @@ async def test_dashboard_shows_a_call_appear_and_change_state(
             transcript.json()["ai"]["transcript"]["text"]
         )
         await expect(page.locator("#d-history")).to_contain_text("call.archived")
+
+        # A dropped connection: the page reconnects by itself, resuming from its last event,
+        # and what happened meanwhile shows up.
+        await page.evaluate("socket.close()")
+        await _post_first_packet(http, "while-away")
+        await expect(page.locator('tr[data-call-id="while-away"]')).to_be_visible()
+        assert "since=" in sockets[-1]
+        assert len(sockets) == 2
 
         OUTPUT.mkdir(exist_ok=True)
         await page.screenshot(path=OUTPUT / "dashboard.png", full_page=True)

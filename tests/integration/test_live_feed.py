@@ -236,3 +236,10 @@ async def test_progress_is_coalesced_per_call(settings: Settings) -> None:
     assert len(progress) <= elapsed / settings.live_progress_interval + 2
     counts = [entry["packets"]["received"] for m in progress for entry in m["data"]["calls"]]
     assert counts == sorted(counts)
+
+
+async def test_a_quiet_feed_sends_pings(settings: Settings) -> None:
+    quiet = settings.model_copy(update={"live_ping_interval": 0.1})
+    async with served(quiet) as server, feed(feed_url(server.ws)) as client:
+        await client.read_until(lambda ms: len([m for m in ms if m["type"] == "ping"]) >= 2, 5)
+    assert [m["type"] for m in client.messages[:3]] == ["snapshot", "ping", "ping"]
