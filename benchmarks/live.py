@@ -71,7 +71,7 @@ class Supervisor:
                 self.snapshots += 1
                 ready.set()
             elif message.get("event_id") is not None:
-                at = datetime.fromisoformat(message["at"]).timestamp()
+                at = datetime.fromisoformat(message["time"]).timestamp()
                 self.delays_ms.append((received - at) * 1000)
                 self.by_type.setdefault(message["type"], []).append((received - at) * 1000)
 

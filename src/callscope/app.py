@@ -4,6 +4,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
 from callscope import __version__
@@ -26,6 +27,8 @@ from callscope.realtime.repository import LiveRepository
 from callscope.resources import Resources
 from callscope.settings import Settings, asyncpg_dsn
 from callscope.web import routes as web
+
+log = structlog.get_logger(__name__)
 
 DESCRIPTION = """
 callscope stores live call audio packets durably in PostgreSQL, tracks every call through
@@ -100,7 +103,11 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             resources.draining = True
             stop.set()
-            await asyncio.gather(*background)
+            for task, outcome in zip(
+                background, await asyncio.gather(*background, return_exceptions=True), strict=True
+            ):
+                if isinstance(outcome, BaseException):
+                    log.error("background_task_failed", task=task.get_name(), error=repr(outcome))
             await committer.close()
             await pool.close()
             await engine.dispose()

@@ -1,9 +1,12 @@
 """structlog setup: JSON lines in production, a readable console in development."""
 
 import logging
+import re
 import sys
 
 import structlog
+
+_QUERY_TOKEN = re.compile(r"(\btoken=)[^&\s\"']+")
 
 
 def configure_logging(*, level: str, json_lines: bool) -> None:
@@ -24,3 +27,25 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+class RedactQueryTokens(logging.Filter):
+    """Blank `token=…` in log lines: uvicorn logs every WebSocket path with its query string
+    (`"WebSocket /ws/supervisor?token=…" [accepted]`), and a token must never reach a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_tokens_in_server_logs() -> None:
+    """Install `RedactQueryTokens` on uvicorn's loggers (after uvicorn configured them)."""
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(RedactQueryTokens())
+
+
+def _redact(text: str) -> str:
+    return _QUERY_TOKEN.sub(r"\1[redacted]", text)

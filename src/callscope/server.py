@@ -8,6 +8,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from callscope.jobs.worker import run_worker
+from callscope.logging import redact_tokens_in_server_logs
 from callscope.runtime import freeze_startup_objects
 from callscope.settings import Settings
 
@@ -31,6 +32,7 @@ def serve(
         log_level=log_level.lower(),
         timeout_graceful_shutdown=10,
     )
+    redact_tokens_in_server_logs()  # after uvicorn.Config, which sets up uvicorn's loggers
     server = uvicorn.Server(config)
     freeze_startup_objects()
     if worker is None:

@@ -15,6 +15,7 @@ from tests.live import feed, feed_url, has_type, latest_progress
 pytestmark = pytest.mark.usefixtures("db")
 
 PBX = {"Authorization": "Bearer pbx"}
+SUPERVISOR_SECRET = "supervisor-secret-7f3a"
 
 
 @contextmanager
@@ -23,7 +24,7 @@ def _replicas(db_url: str, tmp_path: Path, count: int) -> Iterator[list[int]]:
     env = clean_env(
         CALLSCOPE_DATABASE_URL=db_url,
         CALLSCOPE_INGEST_TOKENS="pbx",
-        CALLSCOPE_SUPERVISOR_TOKENS="sup",
+        CALLSCOPE_SUPERVISOR_TOKENS=SUPERVISOR_SECRET,
         CALLSCOPE_AI_LATENCY_MIN="0",
         CALLSCOPE_AI_LATENCY_MAX="0.01",
         CALLSCOPE_AI_FAILURE_RATE="0.3",
@@ -47,7 +48,7 @@ async def test_a_supervisor_on_replica_b_sees_every_event_of_replica_a(
     db_url: str, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
     with _replicas(db_url, tmp_path, count=2) as (port_a, port_b):
-        url = feed_url(f"ws://127.0.0.1:{port_b}", token="sup")
+        url = feed_url(f"ws://127.0.0.1:{port_b}", token=SUPERVISOR_SECRET)
         async with (
             feed(url) as supervisor,
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{port_a}", timeout=10) as replica_a,
@@ -82,5 +83,8 @@ async def test_a_supervisor_on_replica_b_sees_every_event_of_replica_a(
     }
     for packets in latest.values():
         assert (packets["received"], packets["missing"]) == (3, 1)  # sequence 3 never came
+    replica_b_log = (tmp_path / "replica-1.log").read_text()
+    assert "/ws/supervisor?token=[redacted]" in replica_b_log  # logged, token blanked
+    assert SUPERVISOR_SECRET not in replica_b_log
     attempts = supervisor.events("call.ai_attempt")
     assert any(a["data"]["outcome"] == "failed" for a in attempts)  # retries were visible

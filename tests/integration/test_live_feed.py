@@ -10,7 +10,7 @@ import pytest
 
 from callscope.ai.factory import flaky_mock
 from callscope.realtime.bridge import APPLICATION_NAME
-from callscope.settings import Settings
+from callscope.settings import Settings, asyncpg_dsn
 from tests.factories import INGEST, INGEST_TOKEN, SUPERVISOR_TOKEN, packet_body
 from tests.integration.ai_helpers import FAST_AI, worker_running
 from tests.live import Message, feed, feed_url, has_type, latest_progress, served
@@ -106,7 +106,10 @@ async def test_since_replays_exactly_the_missed_events(
         async with feed(feed_url(server.ws, since=seen_up_to)) as again:
             await again.read_until(has_type("live"), within=10)
             replayed = again.events()
-            assert _ids(replayed[:-1]) == missed
+            assert _ids(replayed) == missed
+            # Packet counts carry no event: they come up to date before going live.
+            assert [m["type"] for m in replayed[-2:]] == ["call.progress", "live"]
+            assert latest_progress(replayed) == {"seen": 2, "missed": 3}
             assert replayed[-1] == {"v": 1, "type": "live", "last_event_id": missed[-1]}
             await _post_packets(http, "after", range(1, 2))
             await again.read_until(has_type("call.created", "after"), within=10)
@@ -243,3 +246,65 @@ async def test_a_quiet_feed_sends_pings(settings: Settings) -> None:
     async with served(quiet) as server, feed(feed_url(server.ws)) as client:
         await client.read_until(lambda ms: len([m for m in ms if m["type"] == "ping"]) >= 2, 5)
     assert [m["type"] for m in client.messages[:3]] == ["snapshot", "ping", "ping"]
+
+
+async def test_progress_of_a_batch_too_big_to_name_its_calls(
+    settings: Settings, db_url: str
+) -> None:
+    call_ids = [f"{n:03d}-" + "x" * 120 for n in range(200)]  # 25 kB of names
+    notified: list[str] = []
+    listener = await asyncpg.connect(asyncpg_dsn(db_url))
+    await listener.add_listener(
+        "callscope_progress", lambda _c, _p, _ch, payload: notified.append(str(payload))
+    )
+    try:
+        async with (
+            served(settings) as server,
+            httpx.AsyncClient(base_url=server.http) as http,
+            feed(feed_url(server.ws)) as client,
+        ):
+            await client.read_until(has_type("snapshot"), within=10)
+            await asyncio.gather(*(_post_packets(http, c, range(1, 2)) for c in call_ids))
+            await client.read_until(
+                lambda ms: latest_progress(ms) == dict.fromkeys(call_ids, 1), within=10
+            )
+    finally:
+        await listener.close()
+    assert "*" in notified  # some batch named more calls than a notification can carry
+
+
+async def test_a_failing_snapshot_closes_with_1011_so_the_client_reconnects(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    async with served(settings) as server:
+        await db.execute("ALTER TABLE sentiments RENAME TO sentiments_away")
+        try:
+            async with feed(feed_url(server.ws)) as client:
+                await client.connection.wait_closed()
+        finally:
+            await db.execute("ALTER TABLE sentiments_away RENAME TO sentiments")
+        assert client.connection.close_code == 1011
+        assert client.messages == []
+        async with feed(feed_url(server.ws)) as again:  # the database is back: so is the feed
+            await again.read_until(has_type("snapshot"), within=10)
+
+
+async def test_a_snapshot_lists_the_newest_active_calls_up_to_the_limit(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    limited = settings.model_copy(update={"live_active_limit": 2, "live_recent_limit": 1})
+    async with served(limited) as server, httpx.AsyncClient(base_url=server.http) as http:
+        for call_id in ("first", "second", "third", "done-1", "done-2"):
+            await _post_packets(http, call_id, range(1, 2))
+        # Finished calls (set directly: only the snapshot's reading is under test here).
+        await db.execute(
+            "UPDATE calls SET state = 'ARCHIVED', updated_at = now() - "
+            "CASE call_id WHEN 'done-1' THEN interval '1 minute' ELSE interval '0' END "
+            "WHERE call_id LIKE 'done-%'"
+        )
+        async with feed(feed_url(server.ws)) as client:
+            await client.read_until(has_type("snapshot"), within=10)
+    snapshot = client.messages[0]
+    # The 2 newest active calls, then the 1 most recently finished.
+    assert [c["call_id"] for c in snapshot["calls"]] == ["third", "second", "done-2"]
+    assert snapshot["truncated"] is True

@@ -41,7 +41,7 @@ def test_a_state_change_carries_from_and_to_in_its_data() -> None:
         "type": "call.state_changed",
         "event_id": 7,
         "call_id": "c-1",
-        "at": "2026-11-28T17:00:00.123456Z",
+        "time": "2026-11-28T17:00:00.123456Z",
         "data": {"reason": "complete_request", "from": "IN_PROGRESS", "to": "COMPLETED"},
     }
 
@@ -54,7 +54,7 @@ def test_other_events_carry_their_data_unchanged() -> None:
 
 def test_a_notify_payload_time_in_another_zone_becomes_utc() -> None:
     paris = AT.astimezone(timezone(timedelta(hours=1))).isoformat()
-    assert json.loads(event_message(_row(created_at=paris)).text)["at"] == utc_iso(AT)
+    assert json.loads(event_message(_row(created_at=paris)).text)["time"] == utc_iso(AT)
 
 
 def test_progress_carries_many_calls_and_no_event_id() -> None:
@@ -78,10 +78,21 @@ def test_coalescer_reports_each_call_once_per_take() -> None:
     for _ in range(100):
         coalescer.mark("b a")
     coalescer.mark("c")
-    assert coalescer.take() == ["a", "b", "c"]
-    assert coalescer.take() == []
+    assert coalescer.take() == (["a", "b", "c"], False)
+    assert coalescer.take() == ([], False)
     coalescer.mark("a")
     assert len(coalescer) == 1
+
+
+def test_coalescer_remembers_an_unnamed_batch_and_restores_a_failed_take() -> None:
+    coalescer = ProgressCoalescer()
+    coalescer.mark("a")
+    coalescer.mark("*")
+    taken = coalescer.take()
+    assert taken == (["a"], True)
+    coalescer.mark("b")
+    coalescer.restore(*taken)
+    assert coalescer.take() == (["a", "b"], True)
 
 
 def _message(event_id: int | None, call_id: str = "c-1") -> Outgoing:
@@ -170,3 +181,20 @@ def test_a_resync_drops_pending_progress() -> None:
     subscriber.resync("reconnect")
     subscriber.offer_progress([_progress("a", 2)])  # the owed snapshot carries it
     assert subscriber.queued == (0, 0)
+
+
+async def test_a_client_that_keeps_overflowing_cannot_keep_up() -> None:
+    now = [0.0]
+    subscriber = Subscriber(call_id=None, max_queued=1, clock=lambda: now[0])
+
+    async def overflow_at(moment: float) -> None:
+        now[0] = moment
+        subscriber.offer(_message(1))
+        subscriber.offer(_message(2))  # one more than fits
+        assert await subscriber.next() == Resync("overflow")  # the feed sends a snapshot
+
+    for moment in (0, 30, 100, 120):
+        await overflow_at(moment)
+        assert not subscriber.cannot_keep_up  # never three overflows within 60 s
+    await overflow_at(130)
+    assert subscriber.cannot_keep_up  # 100, 120, 130

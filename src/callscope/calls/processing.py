@@ -57,7 +57,9 @@ class ProcessingService:
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[tuple[CallRepository, AiRepository]]:
         async with self._session_factory() as session, session.begin():
-            yield CallRepository(session), AiRepository(session)
+            calls = CallRepository(session)
+            yield calls, AiRepository(session)
+            await calls.write_events()
 
     async def begin(self, call_id: str) -> Work | None:
         """Claim the call for this run; None when there is nothing (left) to do."""

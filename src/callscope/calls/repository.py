@@ -14,6 +14,7 @@ from callscope.calls.states import CallState
 class CallRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        self._pending_events: list[CallEventRow] = []
 
     async def get(self, call_id: str) -> CallRow | None:
         return await self.session.get(CallRow, call_id)
@@ -88,7 +89,8 @@ class CallRepository:
         to_state: CallState | None,
         data: dict[str, Any],
     ) -> None:
-        self.session.add(
+        """Note an event; `write_events` inserts it at the end of the transaction."""
+        self._pending_events.append(
             CallEventRow(
                 call_id=call_id,
                 type=event_type,
@@ -97,3 +99,11 @@ class CallRepository:
                 data=data,
             )
         )
+
+    async def write_events(self) -> None:
+        """Insert the events noted so far, as the transaction's last statement: inserting events
+        takes the lock that keeps event ids in commit order (migration 0003), held to the commit."""
+        if self._pending_events:
+            self.session.add_all(self._pending_events)
+            self._pending_events = []
+            await self.session.flush()

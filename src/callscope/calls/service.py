@@ -59,9 +59,12 @@ class CallService:
 
     @asynccontextmanager
     async def _unit_of_work(self) -> AsyncIterator[CallRepository]:
-        """One transaction: committed when the block ends normally, rolled back otherwise."""
+        """One transaction: committed when the block ends normally (events written last),
+        rolled back otherwise."""
         async with self._session_factory() as session, session.begin():
-            yield CallRepository(session)
+            calls = CallRepository(session)
+            yield calls
+            await calls.write_events()
 
     async def get_call(self, call_id: str) -> CallOut:
         async with self._unit_of_work() as calls:

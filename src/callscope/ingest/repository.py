@@ -28,14 +28,6 @@ WITH locked AS (
 SELECT call_id FROM locked WHERE created ORDER BY call_id
 """
 
-# Statement 3, only when statement 1 created calls: their `call.created` events. It runs last
-# because inserting events takes the lock that keeps event ids in commit order (migration
-# 0003) until the transaction ends.
-_CREATED_EVENTS: Final = """
-INSERT INTO call_events (call_id, type, to_state)
-SELECT call_id, 'call.created', 'IN_PROGRESS' FROM unnest($1::text[]) AS t(call_id)
-"""
-
 # Statement 2 runs with a snapshot taken after statement 1 holds every lock, and every writer
 # of packets holds its call's lock, so everything it reads about these calls is current.
 #   open_input  packets of calls still IN_PROGRESS, with the call's highest sequence so far;
@@ -46,9 +38,10 @@ SELECT call_id, 'call.created', 'IN_PROGRESS' FROM unnest($1::text[]) AS t(call_
 #   verdicts    accepted, duplicate (same bytes as the stored copy or the batch's first copy)
 #               or conflict (other bytes);
 #   updated     each call's counters raised once by its deltas;
-#   progress    NOTIFY on `callscope_progress` naming the updated calls (space-separated, at
-#               most 50 per notification so a payload stays far below the 8,000-byte limit),
-#               delivered at commit: the live feed's packet progress costs no event rows.
+#   progress    one NOTIFY on `callscope_progress` naming the updated calls (space-separated;
+#               `*` when the names would not fit the 8,000-byte payload limit), delivered at
+#               commit: the live feed's packet progress costs no event rows. The final SELECT
+#               joins its row count only so that PostgreSQL evaluates it.
 _WRITE_PACKETS: Final = """
 WITH input AS (
     SELECT * FROM unnest($1::text[], $2::int8[], $3::bytea[], $4::float8[], $5::timestamptz[])
@@ -119,9 +112,11 @@ updated AS (
     RETURNING c.call_id, c.packets_received, c.has_sequence_zero, c.max_sequence
 ),
 progress AS (
-    SELECT pg_notify('callscope_progress', string_agg(call_id, ' '))
-    FROM (SELECT call_id, (row_number() OVER ()) / 50 AS chunk FROM updated) AS touched
-    GROUP BY chunk
+    SELECT pg_notify(
+        'callscope_progress', CASE WHEN octet_length(ids) <= 7900 THEN ids ELSE '*' END
+    )
+    FROM (SELECT string_agg(call_id, ' ') AS ids FROM updated) AS touched
+    WHERE ids IS NOT NULL
 )
 SELECT i.idx, i.call_id, i.sequence, coalesce(v.outcome, 'closed') AS outcome,
        v.highest_before, c.state,
@@ -135,6 +130,15 @@ LEFT JOIN verdicts AS v USING (idx)
 LEFT JOIN updated AS u ON u.call_id = i.call_id
 CROSS JOIN (SELECT count(*) FROM progress) AS notified
 ORDER BY i.idx
+"""
+
+
+# Statement 3, only when statement 1 created calls: their `call.created` events. It runs last
+# because inserting events takes the lock that keeps event ids in commit order (migration
+# 0003) until the transaction ends.
+_CREATED_EVENTS: Final = """
+INSERT INTO call_events (call_id, type, to_state)
+SELECT call_id, 'call.created', 'IN_PROGRESS' FROM unnest($1::text[]) AS t(call_id)
 """
 
 

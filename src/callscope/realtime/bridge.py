@@ -7,6 +7,7 @@ resync its clients with fresh snapshots.
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,24 +29,30 @@ class PgListener:
         channels: Mapping[str, Callable[[str], None]],
         on_connected: Callable[[], None],
         check_interval: float = 5.0,
-        retry_delay: float = 1.0,
+        retry_delay: float = 0.5,
+        retry_cap: float = 10.0,
     ) -> None:
         self._dsn = dsn
         self._channels = channels
         self._on_connected = on_connected
         self._check_interval = check_interval
         self._retry_delay = retry_delay
-        self.connections = 0  # successful (re)connections so far
+        self._retry_cap = retry_cap
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Listen until `stop` is set, reconnecting whenever the connection is lost."""
+        """Listen until `stop` is set, reconnecting whenever the connection is lost (after
+        a jittered delay that doubles up to `retry_cap` while connecting keeps failing)."""
+        failures = 0
         while not stop.is_set():
             try:
                 await self._listen_once(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("live_listener_lost", error=str(exc) or type(exc).__name__)
+                failures = 0
+            except Exception as exc:  # whatever broke it, the feed must come back
+                failures += 1
+                log.warning("live_listener_lost", error=repr(exc), failures=failures)
+            ceiling = min(self._retry_cap, self._retry_delay * 2 ** max(failures - 1, 0))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._retry_delay)
+                await asyncio.wait_for(stop.wait(), random.uniform(ceiling / 2, ceiling))  # noqa: S311
 
     async def _listen_once(self, stop: asyncio.Event) -> None:
         conn = await asyncpg.connect(
@@ -56,8 +63,7 @@ class PgListener:
         try:
             for channel, handler in self._channels.items():
                 await conn.add_listener(channel, _deliver_to(handler))
-            self.connections += 1
-            log.info("live_listener_connected", connections=self.connections)
+            log.info("live_listener_connected")
             self._on_connected()
             while not stop.is_set() and not lost.is_set():
                 with contextlib.suppress(TimeoutError):

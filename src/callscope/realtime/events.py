@@ -1,7 +1,7 @@
 """The supervisor feed's messages (envelope version 1), each encoded once for every client.
 
 Event messages carry the `call_events` row they announce:
-`{"v": 1, "type", "event_id", "call_id", "at", "data"}`. `call.progress` is the one event
+`{"v": 1, "type", "event_id", "call_id", "time", "data"}`. `call.progress` is the one event
 without a row (packet counts change too often for that): one message per flush carries the
 counts of every call that changed, `data.calls = [{"call_id", "packets"}, …]`, with
 `event_id` and `call_id` null. It is not replayed by `since=`; a snapshot has the same counts.
@@ -41,7 +41,7 @@ def event_message(row: Mapping[Any, Any]) -> Outgoing:
         "type": row["type"],
         "event_id": row["id"],
         "call_id": row["call_id"],
-        "at": utc_iso(row["created_at"]),
+        "time": utc_iso(row["created_at"]),
         "data": data,
     }
     return Outgoing(event_id=row["id"], call_id=row["call_id"], text=encode(message))
@@ -59,7 +59,7 @@ def progress_message(entries: list[dict[str, Any]], at: datetime) -> Outgoing:
         "type": PROGRESS,
         "event_id": None,
         "call_id": None,
-        "at": utc_iso(at),
+        "time": utc_iso(at),
         "data": {"calls": entries},
     }
     return Outgoing(event_id=None, call_id=None, text=encode(message))
@@ -87,7 +87,7 @@ def live_message(last_event_id: int) -> str:
 
 
 def ping_message(at: datetime) -> str:
-    return encode({"v": ENVELOPE_VERSION, "type": "ping", "at": utc_iso(at)})
+    return encode({"v": ENVELOPE_VERSION, "type": "ping", "time": utc_iso(at)})
 
 
 def utc_iso(value: datetime | str) -> str:

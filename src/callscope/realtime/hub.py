@@ -84,23 +84,27 @@ class Hub:
                 row = json.loads(payload)
                 if row.get("truncated"):
                     row = await self._live.event(row["id"])
-                    if row is None:
+                    if row is None:  # its call was deleted since
                         continue
                 self.publish(event_message(row))
-            except Exception:  # one bad payload must not stop the feed
-                log.exception("live_event_dropped", payload=payload[:200])
+            except Exception:  # an event we cannot send: every client starts over
+                log.exception("live_event_lost", payload=payload[:200])
+                for subscriber in self._subscribers:
+                    subscriber.resync("event_lost")
 
     async def _publish_progress(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._progress_interval)
-            call_ids = self._progress.take()
-            if not call_ids or not self._subscribers:
+            call_ids, everything = self._progress.take()
+            if not (call_ids or everything) or not self._subscribers:
                 continue
+            within = 2 * self._progress_interval + 1.0 if everything else None
             try:
-                calls = await self._live.live_calls(call_ids)
-            except Exception:  # the database may be briefly away; the next flush retries
+                calls = await self._live.live_calls(call_ids, touched_within=within)
+            except Exception:  # the database may be briefly away: the next flush retries
                 log.exception("live_progress_failed", calls=len(call_ids))
+                self._progress.restore(call_ids, everything)
                 continue
             entries = [progress_entry(call) for call in calls]
             for subscriber in self._subscribers:

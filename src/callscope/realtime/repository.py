@@ -27,6 +27,7 @@ class Snapshot:
 @dataclass(frozen=True, slots=True)
 class Replay:
     events: Sequence[RowMapping]  # call_events rows after `since`, in id order
+    calls: list[dict[str, Any]]  # active calls and those the events name, as they are now
     last_event_id: int
     complete: bool  # False: more than the replay limit were missed
 
@@ -68,17 +69,35 @@ class LiveRepository:
             truncated=truncated,
         )
 
-    async def replay(self, since: int, *, limit: int, call_id: str | None) -> Replay:
-        """The events after `since` (of one call, or all), read in one database snapshot."""
+    async def replay(
+        self, since: int, *, limit: int, active_limit: int, call_id: str | None
+    ) -> Replay:
+        """The events after `since` (of one call, or all), and the packet counts that no event
+        carries: of the active calls and of every call the events name; one database snapshot."""
         stmt = select(CallEventRow.__table__).where(CallEventRow.id > since)
         if call_id is not None:
             stmt = stmt.where(CallEventRow.call_id == call_id)
         async with self._consistent() as conn:
             ordered = stmt.order_by(CallEventRow.id).limit(limit + 1)
             rows = (await conn.execute(ordered)).mappings().all()
+            named = {row["call_id"] for row in rows[:limit]}
+            if call_id is not None:
+                calls_stmt = _live_calls().where(CallRow.call_id == call_id)
+            else:
+                active = (
+                    select(CallRow.call_id)
+                    .where(CallRow.state.in_(ACTIVE_STATES))
+                    .order_by(CallRow.created_at.desc())
+                    .limit(active_limit)
+                )
+                calls_stmt = _live_calls().where(
+                    CallRow.call_id.in_(active.scalar_subquery()) | CallRow.call_id.in_(named)
+                )
+            calls = [live_call(row) for row in (await conn.execute(calls_stmt)).mappings()]
             last_event_id = await _last_event_id(conn)
         return Replay(
             events=rows[:limit],
+            calls=calls,
             last_event_id=last_event_id,
             complete=len(rows) <= limit,
         )
@@ -89,8 +108,18 @@ class LiveRepository:
         async with self._engine.connect() as conn:
             return (await conn.execute(stmt)).mappings().first()
 
-    async def live_calls(self, call_ids: Sequence[str]) -> list[dict[str, Any]]:
-        stmt = _live_calls().where(CallRow.call_id.in_(call_ids)).order_by(CallRow.call_id)
+    async def live_calls(
+        self, call_ids: Sequence[str], *, touched_within: float | None = None
+    ) -> list[dict[str, Any]]:
+        """These calls, and with `touched_within` also every call that stored a packet in
+        the last that many seconds."""
+        named = CallRow.call_id.in_(call_ids)
+        if touched_within is None:
+            stmt = _live_calls().where(named)
+        else:
+            cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, touched_within)
+            stmt = _live_calls().where(named | (CallRow.last_packet_at >= cutoff))
+        stmt = stmt.order_by(CallRow.call_id)
         async with self._engine.connect() as conn:
             return [live_call(row) for row in (await conn.execute(stmt)).mappings()]
 

@@ -8,12 +8,19 @@ queue: each call keeps only its latest counts until the next `call.progress` mes
 """
 
 import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from callscope.realtime.events import Outgoing, progress_message
+
+# A client that overflows this often is not slow for a moment but cannot keep up: every
+# resync costs a snapshot query and message, so the feed closes it instead (code 4408).
+OVERFLOWS_TOLERATED: Final = 3
+OVERFLOW_WINDOW_S: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +31,29 @@ class Resync:
 
 
 class Subscriber:
-    def __init__(self, *, call_id: str | None, max_queued: int) -> None:
+    def __init__(
+        self,
+        *,
+        call_id: str | None,
+        max_queued: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.call_id = call_id
         self.max_queued = max_queued
         self.watermark = 0  # highest event id the client already has (snapshot or replay)
         self.overflows = 0
+        self._clock = clock
+        self._recent_overflows: deque[float] = deque(maxlen=OVERFLOWS_TOLERATED)
         self._queue: deque[Outgoing] = deque()
         self._progress: dict[str, dict[str, Any]] = {}  # call id → latest progress entry
         self._resync: Resync | None = None
         self._wakeup = asyncio.Event()
+
+    @property
+    def cannot_keep_up(self) -> bool:
+        """Overflowed `OVERFLOWS_TOLERATED` times within `OVERFLOW_WINDOW_S` seconds."""
+        recent = self._recent_overflows
+        return len(recent) == OVERFLOWS_TOLERATED and self._clock() - recent[0] <= OVERFLOW_WINDOW_S
 
     @property
     def queued(self) -> tuple[int, int]:
@@ -47,6 +68,7 @@ class Subscriber:
             return  # the snapshot that is owed will carry it
         if len(self._queue) >= self.max_queued:
             self.overflows += 1
+            self._recent_overflows.append(self._clock())
             self.resync("overflow")
             return
         self._queue.append(message)

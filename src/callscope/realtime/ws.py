@@ -1,8 +1,8 @@
 """`WS /ws/supervisor`: a snapshot (or a `since=` replay), then live events, then pings.
 
 Close codes: 4401 no or unknown token, 4403 a token of the wrong kind, 4400 bad query
-parameters; all sent before any message. The feed itself never closes on a slow client: the
-client is resynced with a fresh snapshot instead (see `Subscriber`).
+parameters; all sent before any message. A client that falls behind is resynced with a fresh
+snapshot; one that keeps falling behind is closed with 4408 (see `Subscriber`).
 """
 
 import asyncio
@@ -12,21 +12,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.datastructures import QueryParams
 
 from callscope.auth.tokens import Role
 from callscope.calls.schemas import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH
 from callscope.errors import Forbidden, NotAuthenticated
-from callscope.realtime.events import event_message, live_message, ping_message, snapshot_message
+from callscope.realtime.events import (
+    event_message,
+    live_message,
+    ping_message,
+    progress_entry,
+    progress_message,
+    snapshot_message,
+)
 from callscope.realtime.subscriber import Resync, Subscriber
 from callscope.resources import Resources
 
+log = structlog.get_logger(__name__)
 router = APIRouter()
 
 CLOSE_BAD_REQUEST: Final = 4400
 CLOSE_NOT_AUTHENTICATED: Final = 4401
 CLOSE_FORBIDDEN: Final = 4403
+CLOSE_TOO_SLOW: Final = 4408
+CLOSE_INTERNAL_ERROR: Final = 1011
 
 
 class FeedParametersInvalid(ValueError):
@@ -110,6 +121,21 @@ async def _read_until_closed(websocket: WebSocket) -> None:
 async def _send(
     resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
 ) -> None:
+    """The feed; if it fails (say the database is away for a snapshot), the client is told
+    with 1011 and reconnects (the dashboard does so by itself, with `since=`)."""
+    try:
+        await _feed(resources, websocket, subscriber, since)
+    except WebSocketDisconnect:
+        raise
+    except Exception:
+        log.exception("live_feed_failed")
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_INTERNAL_ERROR, "the feed failed; reconnect")
+
+
+async def _feed(
+    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
+) -> None:
     settings = resources.settings
     if since is None:
         subscriber.resync("connect")
@@ -122,6 +148,9 @@ async def _send(
             await websocket.send_text(ping_message(datetime.now(UTC)))
             continue
         if isinstance(item, Resync):
+            if subscriber.cannot_keep_up:
+                await websocket.close(CLOSE_TOO_SLOW, "the client cannot keep up with the feed")
+                return
             await _send_snapshot(resources, websocket, subscriber, item.reason)
         elif item.event_id is None or item.event_id > subscriber.watermark:
             await websocket.send_text(item.text)
@@ -151,8 +180,12 @@ async def _replay(
     resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int
 ) -> None:
     """The events after `since`, or a snapshot when they cannot be replayed exactly."""
+    settings = resources.settings
     replay = await resources.live.replay(
-        since, limit=resources.settings.live_replay_limit, call_id=subscriber.call_id
+        since,
+        limit=settings.live_replay_limit,
+        active_limit=settings.live_active_limit,
+        call_id=subscriber.call_id,
     )
     if since > replay.last_event_id:
         subscriber.resync("since_unknown")  # e.g. the database was replaced
@@ -162,5 +195,8 @@ async def _replay(
         return
     for row in replay.events:
         await websocket.send_text(event_message(row).text)
+    if replay.calls:  # counts changed while away carry no event: bring them up to date
+        entries = [progress_entry(call) for call in replay.calls]
+        await websocket.send_text(progress_message(entries, datetime.now(UTC)).text)
     subscriber.watermark = replay.last_event_id
     await websocket.send_text(live_message(replay.last_event_id))

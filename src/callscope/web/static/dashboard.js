@@ -54,7 +54,7 @@ function connect() {
       return;
     }
     setConnection("reconnecting", "Reconnecting…");
-    setTimeout(connect, retryDelay);
+    setTimeout(connect, retryDelay * (0.5 + Math.random() / 2));  // jitter: not all at once
     retryDelay = Math.min(retryDelay * 2, 10000);
   };
 }
@@ -64,6 +64,7 @@ function handle(message) {
     case "snapshot":
       calls.clear();
       for (const call of message.calls) calls.set(call.call_id, call);
+      $("truncated").hidden = !message.truncated;
       lastEventId = message.last_event_id;
       live();
       break;
@@ -101,13 +102,13 @@ function blankCall(id, at) {
 }
 
 function apply(event) {
-  const call = calls.get(event.call_id) ?? blankCall(event.call_id, event.at);
+  const call = calls.get(event.call_id) ?? blankCall(event.call_id, event.time);
   calls.set(event.call_id, call);
   const data = event.data;
   switch (event.type) {
     case "call.state_changed":
       call.state = data.to;
-      call.updated_at = event.at;
+      call.updated_at = event.time;
       break;
     case "call.ai_attempt":
       call.ai.attempts = Math.max(call.ai.attempts, data.attempt);
