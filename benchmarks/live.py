@@ -50,7 +50,6 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.delays_ms: list[float] = []
-        self.by_type: dict[str, list[float]] = {}
         self.progress = 0
         self.snapshots = 0
 
@@ -73,7 +72,6 @@ class Supervisor:
             elif message.get("event_id") is not None:
                 at = datetime.fromisoformat(message["time"]).timestamp()
                 self.delays_ms.append((received - at) * 1000)
-                self.by_type.setdefault(message["type"], []).append((received - at) * 1000)
 
 
 class RawListener:
