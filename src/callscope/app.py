@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
             batch_max=settings.ingest_batch_max,
             queue_limit=settings.ingest_queue_limit,
             flushers=settings.ingest_flushers,
+            default_format=settings.default_audio_format,
         )
         session_factory = create_session_factory(engine)
         call_service = CallService(session_factory)

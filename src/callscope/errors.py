@@ -36,6 +36,21 @@ class PacketConflict(ServiceError):
     status = 409
 
 
+class PacketSizeInvalid(ServiceError):
+    code = "packet_size_invalid"
+    status = 422
+
+
+class AudioFormatInvalid(ServiceError):
+    code = "audio_format_invalid"
+    status = 422
+
+
+class CallFormatConflict(ServiceError):
+    code = "call_format_conflict"
+    status = 409
+
+
 class InvalidCursor(ServiceError):
     code = "invalid_cursor"
     status = 422

@@ -3,8 +3,10 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from callscope.audio.formats import AudioEncoding, AudioFormat, UnsupportedFormat
 
 _ASYNCPG_SCHEME = "postgresql+asyncpg://"
 _PLAIN_SCHEMES = ("postgresql://", "postgres://")
@@ -51,6 +53,15 @@ class Settings(BaseSettings):
     )
     sweep_interval: float = Field(
         5.0, gt=0, description="Seconds between two runs of the idle-call sweeper."
+    )
+
+    audio_encoding: Literal["mulaw", "pcm_s16le"] = Field(
+        "mulaw",
+        description="Audio encoding of calls that did not declare one with POST /v1/calls "
+        "(mulaw: G.711 μ-law; pcm_s16le: signed 16-bit little-endian PCM), mono.",
+    )
+    audio_sample_rate: Literal[8000, 16000] = Field(
+        8000, description="Sample rate (Hz) of calls that did not declare one (μ-law: 8000)."
     )
 
     ingest_batch_max: int = Field(
@@ -124,6 +135,11 @@ class Settings(BaseSettings):
     live_ping_interval: float = Field(
         15.0, gt=0, description="Seconds of silence after which the feed sends a `ping`."
     )
+    live_send_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a supervisor may take to accept one message before its feed ends.",
+    )
     live_replay_limit: int = Field(
         10000,
         ge=1,
@@ -149,6 +165,18 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith((_ASYNCPG_SCHEME, *_PLAIN_SCHEMES)):
             raise ValueError("must start with postgresql:// or postgresql+asyncpg://")
         return value
+
+    @model_validator(mode="after")
+    def _audio_format_exists(self) -> "Settings":
+        try:
+            self.default_audio_format  # noqa: B018  (constructing it is the check)
+        except UnsupportedFormat as exc:
+            raise ValueError(f"CALLSCOPE_AUDIO_SAMPLE_RATE: {exc}") from exc
+        return self
+
+    @property
+    def default_audio_format(self) -> AudioFormat:
+        return AudioFormat(AudioEncoding(self.audio_encoding), self.audio_sample_rate)
 
     @property
     def max_body_bytes(self) -> int:

@@ -193,7 +193,9 @@ async def test_packet_of_a_call_completed_while_its_batch_waited_is_refused(
     await post_packet(client, "busy", 1)
     lock = await _hold_call_lock(db, "busy")
     pool = await create_ingest_pool(db_url, size=1)
-    committer = GroupCommitter(pool, batch_max=10, queue_limit=10, flushers=1)
+    committer = GroupCommitter(
+        pool, batch_max=10, queue_limit=10, flushers=1, default_format=settings.default_audio_format
+    )
     now = datetime.now(UTC)
     busy = asyncio.create_task(committer.submit("busy", Packet(2, audio(2), 1.0, now)))
     fresh = asyncio.create_task(committer.submit("fresh", Packet(1, audio(1), 1.0, now)))

@@ -62,7 +62,7 @@ def _stuck(subscribers: frozenset[Subscriber], reader: Subscriber) -> Subscriber
 
 
 async def test_a_supervisor_that_never_reads(settings: Settings, db: asyncpg.Connection) -> None:
-    live = settings.model_copy(update={"live_queue_size": QUEUE_BOUND})
+    live = settings.model_copy(update={"live_queue_size": QUEUE_BOUND, "live_send_timeout": 120})
     limits = httpx.Limits(max_connections=SENDERS)
     async with (
         served(live, send_buffer=4096) as server,
@@ -129,3 +129,31 @@ async def _everything_arrives(watcher: FeedClient, db: asyncpg.Connection) -> No
     assert len(watcher.events("snapshot")) == 1  # never resynced: it kept up
     received = [m["event_id"] for m in watcher.messages if m.get("event_id") is not None]
     assert received == stored
+
+
+async def test_a_supervisor_that_stops_reading_is_let_go_after_the_send_timeout(
+    settings: Settings,
+) -> None:
+    live = settings.model_copy(update={"live_send_timeout": 1.0})
+    async with (
+        served(live, send_buffer=4096) as server,
+        httpx.AsyncClient(base_url=server.http) as http,
+        _never_reading(feed_url(server.ws)),
+    ):
+        hub = server.app.state.resources.hub
+        await _until(lambda: len(hub.subscribers) == 1)
+        (stuck,) = hub.subscribers
+        # call.created events, far more than the socket buffers hold, until its feed gives up.
+        for batch in range(60):
+            responses = await asyncio.gather(
+                *(
+                    http.post(
+                        f"/v1/call/stream/flood-{batch}-{n}", json=packet_body(1), headers=INGEST
+                    )
+                    for n in range(50)
+                )
+            )
+            assert {r.status_code for r in responses} == {202}
+            if stuck not in hub.subscribers:
+                break
+        await _until(lambda: stuck not in hub.subscribers, within=10)

@@ -270,7 +270,8 @@ async def test_progress_of_a_batch_too_big_to_name_its_calls(
             )
     finally:
         await listener.close()
-    assert "*" in notified  # some batch named more calls than a notification can carry
+    # Some batch touched more calls than a notification can name.
+    assert any(payload.startswith("*") for payload in notified)
 
 
 async def test_a_failing_snapshot_closes_with_1011_so_the_client_reconnects(

@@ -78,21 +78,23 @@ def test_coalescer_reports_each_call_once_per_take() -> None:
     for _ in range(100):
         coalescer.mark("b a")
     coalescer.mark("c")
-    assert coalescer.take() == (["a", "b", "c"], False)
-    assert coalescer.take() == ([], False)
+    assert coalescer.take() == (["a", "b", "c"], None)
+    assert coalescer.take() == ([], None)
     coalescer.mark("a")
     assert len(coalescer) == 1
 
 
-def test_coalescer_remembers_an_unnamed_batch_and_restores_a_failed_take() -> None:
+def test_coalescer_keeps_the_earliest_unnamed_batch_and_restores_a_failed_take() -> None:
     coalescer = ProgressCoalescer()
     coalescer.mark("a")
-    coalescer.mark("*")
+    coalescer.mark("*1764340002.5")
+    coalescer.mark("*1764340001.25")
     taken = coalescer.take()
-    assert taken == (["a"], True)
+    assert taken == (["a"], 1764340001.25)
     coalescer.mark("b")
+    coalescer.mark("*1764340003")
     coalescer.restore(*taken)
-    assert coalescer.take() == (["a", "b"], True)
+    assert coalescer.take() == (["a", "b"], 1764340001.25)
 
 
 def _message(event_id: int | None, call_id: str = "c-1") -> Outgoing:

@@ -35,6 +35,11 @@ class CallRow(Base):
     __tablename__ = "calls"
     __table_args__ = (
         CheckConstraint(f"state IN ({_STATES})", name="state_known"),
+        CheckConstraint(
+            "(encoding = 'mulaw' AND sample_rate = 8000) "
+            "OR (encoding = 'pcm_s16le' AND sample_rate IN (8000, 16000))",
+            name="format_known",
+        ),
         Index("ix_calls_created_at_call_id", text("created_at DESC"), text("call_id DESC")),
         Index("ix_calls_state_last_packet_at", "state", "last_packet_at"),
     )
@@ -61,6 +66,11 @@ class CallRow(Base):
     ai_epoch: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     ai_last_error: Mapped[str | None] = mapped_column(Text)
     ai_run: Mapped[uuid.UUID | None] = mapped_column(Uuid)  # the job run that owns the call
+    encoding: Mapped[str] = mapped_column(Text, nullable=False, server_default="mulaw")
+    sample_rate: Mapped[int] = mapped_column(Integer, nullable=False, server_default="8000")
+    call_metadata: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")
+    )
 
 
 class PacketRow(Base):

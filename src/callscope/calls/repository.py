@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callscope.calls.models import CallEventRow, CallRow, PacketRow
@@ -23,6 +24,33 @@ class CallRepository:
         """SELECT … FOR UPDATE: the row stays ours until the transaction ends."""
         stmt = select(CallRow).where(CallRow.call_id == call_id).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def insert(
+        self, call_id: str, *, encoding: str, sample_rate: int, metadata: dict[str, Any]
+    ) -> CallRow | None:
+        """A new IN_PROGRESS call, locked; None when the call already exists."""
+        stmt = (
+            pg_insert(CallRow)
+            .values(
+                call_id=call_id,
+                state=CallState.IN_PROGRESS,
+                encoding=encoding,
+                sample_rate=sample_rate,
+                call_metadata=metadata,
+            )
+            .on_conflict_do_nothing(index_elements=[CallRow.call_id])
+            .returning(CallRow)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def packets(self, call_id: str) -> Sequence[tuple[int, bytes]]:
+        """The call's stored (sequence, audio) pairs, in sequence order."""
+        stmt = (
+            select(PacketRow.sequence, PacketRow.data)
+            .where(PacketRow.call_id == call_id)
+            .order_by(PacketRow.sequence)
+        )
+        return [(sequence, data) for sequence, data in (await self.session.execute(stmt)).all()]
 
     async def lock_idle(self, idle_seconds: float, limit: int) -> Sequence[CallRow]:
         """IN_PROGRESS calls quiet for `idle_seconds`; rows other sweepers hold are skipped."""
@@ -104,6 +132,7 @@ class CallRepository:
         """Insert the events noted so far, as the transaction's last statement: inserting events
         takes the lock that keeps event ids in commit order (migration 0003), held to the commit."""
         if self._pending_events:
+            await self.session.flush()  # every other change first: the ORM orders by table
             self.session.add_all(self._pending_events)
             self._pending_events = []
             await self.session.flush()

@@ -3,7 +3,7 @@
 import base64
 import binascii
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import (
@@ -15,6 +15,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from callscope.audio.formats import AudioEncoding
 from callscope.calls.states import CallState
 from callscope.ingest.packets import PacketStatus
 
@@ -109,6 +110,48 @@ class PacketAck(BaseModel):
     missing: int = Field(description="Packets currently missing in 1..highest sequence.")
 
 
+class CallCreateIn(BaseModel):
+    """A call declared before its packets, with its audio format."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "call_id": "pbx-7-20261128-0042",
+                    "encoding": "mulaw",
+                    "sample_rate": 8000,
+                    "metadata": {"queue": "billing", "agent": "a-17"},
+                }
+            ]
+        },
+    )
+
+    call_id: str = Field(
+        min_length=1,
+        max_length=MAX_CALL_ID_LENGTH,
+        pattern=CALL_ID_PATTERN,
+        description="The call's id, as its packets will name it.",
+    )
+    encoding: Literal["mulaw", "pcm_s16le"] | None = Field(
+        None,
+        description="`mulaw` (G.711 μ-law, 8 kHz) or `pcm_s16le` (signed 16-bit little-endian "
+        "PCM, 8 or 16 kHz), mono. Default: CALLSCOPE_AUDIO_ENCODING.",
+    )
+    sample_rate: int | None = Field(
+        None, description="8000 or 16000 (μ-law: 8000). Default: CALLSCOPE_AUDIO_SAMPLE_RATE."
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Anything the PBX wants kept with the call."
+    )
+
+
+class AudioFormatOut(BaseModel):
+    encoding: AudioEncoding = Field(description="`mulaw` or `pcm_s16le`, mono.")
+    sample_rate: int = Field(description="Samples per second.")
+
+
 class CompleteIn(BaseModel):
     """End of call, as the sender declares it."""
 
@@ -191,6 +234,8 @@ class CallOut(BaseModel):
     last_packet_at: datetime = Field(description="When its last packet arrived.")
     completed_at: datetime | None = Field(description="When it left IN_PROGRESS.")
     packets: PacketStatsOut = Field(description="Packet accounting.")
+    audio: AudioFormatOut = Field(description="The format of the call's audio packets.")
+    metadata: dict[str, Any] = Field(description="What was declared with the call.")
     ai: AiOut = Field(description="Transcription and sentiment: attempts and results.")
 
 

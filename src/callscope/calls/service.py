@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callscope.audio.formats import AudioEncoding, AudioFormat
+from callscope.audio.reassembly import reassemble
 from callscope.calls.ai_repository import AiRepository
 from callscope.calls.models import CallEventRow, CallRow
 from callscope.calls.repository import CallRepository
@@ -24,6 +26,7 @@ from callscope.calls.schemas import (
     CALL_ID_PATTERN,
     AiAttemptOut,
     AiOut,
+    AudioFormatOut,
     CallListOut,
     CallOut,
     CallSummaryOut,
@@ -36,7 +39,7 @@ from callscope.calls.schemas import (
 )
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
-from callscope.errors import CallNotFound, InvalidCursor
+from callscope.errors import CallFormatConflict, CallNotFound, InvalidCursor
 from callscope.ingest.packets import expected_last, missing_count, missing_ranges
 from callscope.jobs.queue import enqueue_ai_jobs
 
@@ -97,6 +100,48 @@ class CallService:
             if await calls.get(call_id) is None:
                 raise CallNotFound(f"no call {call_id}")
             return await calls.events(call_id, after=after, limit=limit)
+
+    async def create(
+        self, call_id: str, audio_format: AudioFormat, metadata: dict[str, Any]
+    ) -> tuple[CallOut, bool]:
+        """Declare a call before its packets; (the call, whether it was created now).
+
+        Declaring an existing call again is fine when the format matches (metadata may be
+        added to a call that has none); another format is 409 `call_format_conflict`."""
+        async with self._unit_of_work() as calls:
+            row = await calls.insert(
+                call_id,
+                encoding=audio_format.encoding,
+                sample_rate=audio_format.sample_rate,
+                metadata=metadata,
+            )
+            created = row is not None
+            if row is not None:
+                calls.append_event(
+                    call_id,
+                    "call.created",
+                    from_state=None,
+                    to_state=CallState.IN_PROGRESS,
+                    data={"encoding": row.encoding, "sample_rate": row.sample_rate},
+                )
+            else:
+                existing = await calls.lock(call_id)
+                if existing is None:  # deleted between the two statements
+                    raise CallNotFound(f"no call {call_id}")
+                _check_same_declaration(existing, audio_format, metadata)
+                existing.call_metadata = existing.call_metadata or metadata
+        return await self.get_call(call_id), created
+
+    async def audio(self, call_id: str) -> tuple[AudioFormat, bytes]:
+        """The call's audio as 16-bit PCM in its sample rate, gaps filled with silence."""
+        async with self._unit_of_work() as calls:
+            row = await calls.get(call_id)
+            if row is None:
+                raise CallNotFound(f"no call {call_id}")
+            packets = await calls.packets(call_id)
+        audio_format = AudioFormat(AudioEncoding(row.encoding), row.sample_rate)
+        last = expected_last(row.max_sequence, row.final_sequence)
+        return audio_format, reassemble(packets, audio_format, last=last)
 
     async def complete(self, call_id: str, final_sequence: int | None) -> CallOut:
         """IN_PROGRESS → COMPLETED; a call already past IN_PROGRESS is returned unchanged."""
@@ -173,8 +218,21 @@ def _call_out(row: CallRow, runs: list[tuple[int, int]], ai: AiOut) -> CallOut:
             final_sequence=row.final_sequence,
             bytes_received=row.bytes_received,
         ),
+        audio=AudioFormatOut(encoding=AudioEncoding(row.encoding), sample_rate=row.sample_rate),
+        metadata=row.call_metadata,
         ai=ai,
     )
+
+
+def _check_same_declaration(
+    row: CallRow, audio_format: AudioFormat, metadata: dict[str, Any]
+) -> None:
+    if (row.encoding, row.sample_rate) != (audio_format.encoding, audio_format.sample_rate):
+        raise CallFormatConflict(
+            f"call {row.call_id} already has {row.encoding} audio at {row.sample_rate} Hz"
+        )
+    if row.call_metadata and metadata and metadata != row.call_metadata:
+        raise CallFormatConflict(f"call {row.call_id} was declared with other metadata")
 
 
 def _summary_out(row: CallRow) -> CallSummaryOut:

@@ -8,8 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from callscope.audio.formats import AudioFormat
 from callscope.calls.states import CallState
-from callscope.errors import CallNotAcceptingPackets, PacketConflict, ServiceError
+from callscope.errors import (
+    CallNotAcceptingPackets,
+    PacketConflict,
+    PacketSizeInvalid,
+    ServiceError,
+)
 from callscope.ingest import repository
 from callscope.ingest.packets import (
     Gap,
@@ -45,9 +51,11 @@ class BatchReport:
     gaps: list[tuple[str, Gap]]
 
 
-async def write_batch(conn: "Connection", batch: Sequence[tuple[str, Packet]]) -> BatchReport:
+async def write_batch(
+    conn: "Connection", batch: Sequence[tuple[str, Packet]], *, default_format: AudioFormat
+) -> BatchReport:
     """Write one batch; results line up with `batch`."""
-    verdicts = await repository.write_batch(conn, batch)
+    verdicts = await repository.write_batch(conn, batch, default_format=default_format)
     results: list[BatchResult] = []
     gaps: list[tuple[str, Gap]] = []
     for (call_id, packet), verdict in zip(batch, verdicts, strict=True):
@@ -65,6 +73,10 @@ def _result(call_id: str, packet: Packet, verdict: PacketVerdict) -> BatchResult
     if outcome == "closed":
         return CallNotAcceptingPackets(
             f"call {call_id} is {state} and accepts no more packets", state=state
+        )
+    if outcome == "misfit":
+        return PacketSizeInvalid(
+            f"{len(packet.data)} bytes are not whole samples of call {call_id}'s audio format"
         )
     if outcome == "conflict":
         return PacketConflict(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
+from callscope.audio.formats import AudioFormat
 from callscope.errors import IngestOverloaded, ServiceError, StorageUnavailable
 from callscope.ingest.batch import BatchReport, IngestOutcome, write_batch
 from callscope.ingest.packets import Packet
@@ -41,9 +42,16 @@ class GroupCommitter:
     """Owns the ingest queue and its flusher tasks; one per process."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, batch_max: int, queue_limit: int, flushers: int
+        self,
+        pool: asyncpg.Pool,
+        *,
+        batch_max: int,
+        queue_limit: int,
+        flushers: int,
+        default_format: AudioFormat,
     ) -> None:
         self._pool = pool
+        self._default_format = default_format
         self._batch_max = batch_max
         self._queue_limit = queue_limit
         self._flusher_count = flushers
@@ -139,7 +147,7 @@ class GroupCommitter:
         for attempt in range(1, _MAX_BATCH_TRIES + 1):
             try:
                 async with self._pool.acquire() as conn:
-                    return await write_batch(conn, batch)
+                    return await write_batch(conn, batch, default_format=self._default_format)
             except asyncpg.PostgresError as exc:
                 if not _is_retryable(exc) or attempt == _MAX_BATCH_TRIES:
                     raise

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 import asyncpg
 
+from callscope.audio.formats import AudioFormat
 from callscope.ingest.packets import Packet
 
 if TYPE_CHECKING:
@@ -16,11 +17,12 @@ if TYPE_CHECKING:
 
 # Statement 1: create the calls not seen before and lock every call of the batch, in call_id
 # order, so concurrent batches never deadlock. The no-op DO UPDATE is what takes the row lock
-# on calls that already exist. Returns the calls it created.
+# on calls that already exist. New calls get the server's default audio format. Returns the
+# calls it created.
 _LOCK_CALLS: Final = """
 WITH locked AS (
-    INSERT INTO calls AS c (call_id, state)
-    SELECT DISTINCT call_id, 'IN_PROGRESS' FROM unnest($1::text[]) AS t(call_id)
+    INSERT INTO calls AS c (call_id, state, encoding, sample_rate)
+    SELECT DISTINCT call_id, 'IN_PROGRESS', $2::text, $3::int FROM unnest($1::text[]) AS t(call_id)
     ORDER BY call_id
     ON CONFLICT (call_id) DO UPDATE SET call_id = c.call_id
     RETURNING c.call_id, c.xmax = 0 AS created
@@ -30,7 +32,8 @@ SELECT call_id FROM locked WHERE created ORDER BY call_id
 
 # Statement 2 runs with a snapshot taken after statement 1 holds every lock, and every writer
 # of packets holds its call's lock, so everything it reads about these calls is current.
-#   open_input  packets of calls still IN_PROGRESS, with the call's highest sequence so far;
+#   open_input  packets of calls still IN_PROGRESS whose size fits the call's audio format
+#               (whole 16-bit samples for PCM), with the call's highest sequence so far;
 #   firsts      the first occurrence of each (call_id, sequence) in the batch;
 #   inserted    what was really new (ON CONFLICT DO NOTHING);
 #   accepted    new packets with the highest sequence their call had before each of them,
@@ -39,7 +42,8 @@ SELECT call_id FROM locked WHERE created ORDER BY call_id
 #               or conflict (other bytes);
 #   updated     each call's counters raised once by its deltas;
 #   progress    one NOTIFY on `callscope_progress` naming the updated calls (space-separated;
-#               `*` when the names would not fit the 8,000-byte payload limit), delivered at
+#               when they would not fit the 8,000-byte payload limit, `*` and this
+#               transaction's start, from which on `last_packet_at` finds them), delivered at
 #               commit: the live feed's packet progress costs no event rows. The final SELECT
 #               joins its row count only so that PostgreSQL evaluates it.
 _WRITE_PACKETS: Final = """
@@ -48,13 +52,14 @@ WITH input AS (
         WITH ORDINALITY AS i(call_id, sequence, data, sent_at, received_at, idx)
 ),
 calls_now AS (
-    SELECT call_id, state, packets_received, has_sequence_zero, max_sequence, final_sequence
+    SELECT call_id, state, packets_received, has_sequence_zero, max_sequence, final_sequence,
+           encoding
     FROM calls WHERE call_id IN (SELECT call_id FROM input)
 ),
 open_input AS (
     SELECT i.*, c.max_sequence AS prior_max
     FROM input AS i JOIN calls_now AS c USING (call_id)
-    WHERE c.state = 'IN_PROGRESS'
+    WHERE c.state = 'IN_PROGRESS' AND (c.encoding <> 'pcm_s16le' OR length(i.data) % 2 = 0)
 ),
 firsts AS (
     SELECT DISTINCT ON (call_id, sequence) * FROM open_input ORDER BY call_id, sequence, idx
@@ -113,12 +118,15 @@ updated AS (
 ),
 progress AS (
     SELECT pg_notify(
-        'callscope_progress', CASE WHEN octet_length(ids) <= 7900 THEN ids ELSE '*' END
+        'callscope_progress',
+        CASE WHEN octet_length(ids) <= 7900 THEN ids ELSE '*' || extract(epoch FROM now()) END
     )
     FROM (SELECT string_agg(call_id, ' ') AS ids FROM updated) AS touched
     WHERE ids IS NOT NULL
 )
-SELECT i.idx, i.call_id, i.sequence, coalesce(v.outcome, 'closed') AS outcome,
+SELECT i.idx, i.call_id, i.sequence,
+       coalesce(v.outcome, CASE WHEN c.state = 'IN_PROGRESS' THEN 'misfit' ELSE 'closed' END)
+           AS outcome,
        v.highest_before, c.state,
        coalesce(u.packets_received, c.packets_received) AS received,
        coalesce(u.has_sequence_zero, c.has_sequence_zero) AS has_sequence_zero,
@@ -148,7 +156,7 @@ class PacketVerdict:
 
     call_id: str
     sequence: int
-    outcome: str  # accepted | duplicate | conflict | closed
+    outcome: str  # accepted | duplicate | conflict | closed | misfit
     highest_before: int | None
     state: str
     received: int
@@ -158,12 +166,16 @@ class PacketVerdict:
 
 
 async def write_batch(
-    conn: "Connection", batch: Sequence[tuple[str, Packet]]
+    conn: "Connection", batch: Sequence[tuple[str, Packet]], *, default_format: AudioFormat
 ) -> list[PacketVerdict]:
-    """All statements in one transaction: all of the batch commits, or none of it."""
+    """All statements in one transaction: all of the batch commits, or none of it. Calls the
+    batch creates get `default_format`."""
     call_ids = [call_id for call_id, _ in batch]
     async with conn.transaction():
-        created = [row["call_id"] for row in await conn.fetch(_LOCK_CALLS, call_ids)]
+        rows = await conn.fetch(
+            _LOCK_CALLS, call_ids, default_format.encoding, default_format.sample_rate
+        )
+        created = [row["call_id"] for row in rows]
         rows = await conn.fetch(
             _WRITE_PACKETS,
             call_ids,

@@ -38,17 +38,18 @@ class PgListener:
         self._check_interval = check_interval
         self._retry_delay = retry_delay
         self._retry_cap = retry_cap
+        self._listened = False  # whether the current attempt got as far as listening
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen until `stop` is set, reconnecting whenever the connection is lost (after
         a jittered delay that doubles up to `retry_cap` while connecting keeps failing)."""
         failures = 0
         while not stop.is_set():
+            self._listened = False
             try:
                 await self._listen_once(stop)
-                failures = 0
             except Exception as exc:  # whatever broke it, the feed must come back
-                failures += 1
+                failures = 1 if self._listened else failures + 1
                 log.warning("live_listener_lost", error=repr(exc), failures=failures)
             ceiling = min(self._retry_cap, self._retry_delay * 2 ** max(failures - 1, 0))
             with contextlib.suppress(TimeoutError):
@@ -64,6 +65,7 @@ class PgListener:
             for channel, handler in self._channels.items():
                 await conn.add_listener(channel, _deliver_to(handler))
             log.info("live_listener_connected")
+            self._listened = True
             self._on_connected()
             while not stop.is_set() and not lost.is_set():
                 with contextlib.suppress(TimeoutError):

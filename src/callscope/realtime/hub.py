@@ -96,15 +96,14 @@ class Hub:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._progress_interval)
-            call_ids, everything = self._progress.take()
-            if not (call_ids or everything) or not self._subscribers:
+            call_ids, unnamed_since = self._progress.take()
+            if not (call_ids or unnamed_since) or not self._subscribers:
                 continue
-            within = 2 * self._progress_interval + 1.0 if everything else None
             try:
-                calls = await self._live.live_calls(call_ids, touched_within=within)
+                calls = await self._live.live_calls(call_ids, touched_since=unnamed_since)
             except Exception:  # the database may be briefly away: the next flush retries
                 log.exception("live_progress_failed", calls=len(call_ids))
-                self._progress.restore(call_ids, everything)
+                self._progress.restore(call_ids, unnamed_since)
                 continue
             entries = [progress_entry(call) for call in calls]
             for subscriber in self._subscribers:

@@ -109,19 +109,21 @@ class LiveRepository:
             return (await conn.execute(stmt)).mappings().first()
 
     async def live_calls(
-        self, call_ids: Sequence[str], *, touched_within: float | None = None
+        self, call_ids: Sequence[str], *, touched_since: float | None = None
     ) -> list[dict[str, Any]]:
-        """These calls, and with `touched_within` also every call that stored a packet in
-        the last that many seconds."""
+        """These calls, and with `touched_since` (epoch seconds) also every active call that
+        stored a packet since then."""
         named = CallRow.call_id.in_(call_ids)
-        if touched_within is None:
+        if touched_since is None:
             stmt = _live_calls().where(named)
         else:
-            cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, touched_within)
-            stmt = _live_calls().where(named | (CallRow.last_packet_at >= cutoff))
-        stmt = stmt.order_by(CallRow.call_id)
+            touched = CallRow.state.in_(ACTIVE_STATES) & (
+                CallRow.last_packet_at >= func.to_timestamp(touched_since)
+            )
+            stmt = _live_calls().where(named | touched)
         async with self._engine.connect() as conn:
-            return [live_call(row) for row in (await conn.execute(stmt)).mappings()]
+            rows = (await conn.execute(stmt.order_by(CallRow.call_id))).mappings()
+            return [live_call(row) for row in rows]
 
     @asynccontextmanager
     async def _consistent(self) -> AsyncIterator[AsyncConnection]:

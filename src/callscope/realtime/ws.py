@@ -38,6 +38,7 @@ CLOSE_NOT_AUTHENTICATED: Final = 4401
 CLOSE_FORBIDDEN: Final = 4403
 CLOSE_TOO_SLOW: Final = 4408
 CLOSE_INTERNAL_ERROR: Final = 1011
+CLOSE_WAIT_S: Final = 5.0  # a close handshake with a client that does not answer ends here
 
 
 class FeedParametersInvalid(ValueError):
@@ -101,7 +102,7 @@ async def _serve(
     resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
 ) -> None:
     """Send until the client leaves; reading is only how we notice that it left."""
-    sender = asyncio.create_task(_send(resources, websocket, subscriber, since))
+    sender = asyncio.create_task(_Feed(resources, websocket, subscriber).run(since))
     reader = asyncio.create_task(_read_until_closed(websocket))
     try:
         await asyncio.wait([sender, reader], return_when=asyncio.FIRST_COMPLETED)
@@ -118,85 +119,95 @@ async def _read_until_closed(websocket: WebSocket) -> None:
         pass  # client messages carry nothing the feed needs
 
 
-async def _send(
-    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
-) -> None:
-    """The feed; if it fails (say the database is away for a snapshot), the client is told
-    with 1011 and reconnects (the dashboard does so by itself, with `since=`)."""
-    try:
-        await _feed(resources, websocket, subscriber, since)
-    except WebSocketDisconnect:
-        raise
-    except Exception:
-        log.exception("live_feed_failed")
-        with contextlib.suppress(Exception):
-            await websocket.close(CLOSE_INTERNAL_ERROR, "the feed failed; reconnect")
+class _Feed:
+    """The sending side of one supervisor's connection."""
 
+    def __init__(self, resources: Resources, websocket: WebSocket, subscriber: Subscriber):
+        self._live = resources.live
+        self._settings = resources.settings
+        self._websocket = websocket
+        self._subscriber = subscriber
 
-async def _feed(
-    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
-) -> None:
-    settings = resources.settings
-    if since is None:
-        subscriber.resync("connect")
-    else:
-        await _replay(resources, websocket, subscriber, since)
-    while True:
+    async def run(self, since: int | None) -> None:
+        """The feed; if it fails (say the database is away for a snapshot), the client is told
+        with 1011 and reconnects (the dashboard does so by itself, with `since=`)."""
         try:
-            item = await asyncio.wait_for(subscriber.next(), settings.live_ping_interval)
-        except TimeoutError:
-            await websocket.send_text(ping_message(datetime.now(UTC)))
-            continue
-        if isinstance(item, Resync):
-            if subscriber.cannot_keep_up:
-                await websocket.close(CLOSE_TOO_SLOW, "the client cannot keep up with the feed")
-                return
-            await _send_snapshot(resources, websocket, subscriber, item.reason)
-        elif item.event_id is None or item.event_id > subscriber.watermark:
-            await websocket.send_text(item.text)
+            await self._feed(since)
+        except WebSocketDisconnect:
+            raise
+        except Exception:
+            log.exception("live_feed_failed")
+            await self._close(CLOSE_INTERNAL_ERROR, "the feed failed; reconnect")
 
+    async def _feed(self, since: int | None) -> None:
+        subscriber = self._subscriber
+        if since is None:
+            subscriber.resync("connect")
+        else:
+            await self._replay(since)
+        while True:
+            try:
+                item = await asyncio.wait_for(subscriber.next(), self._settings.live_ping_interval)
+            except TimeoutError:
+                await self._send(ping_message(datetime.now(UTC)))
+                continue
+            if isinstance(item, Resync):
+                if subscriber.cannot_keep_up:
+                    await self._close(CLOSE_TOO_SLOW, "the client cannot keep up with the feed")
+                    return
+                await self._snapshot(item.reason)
+            elif item.event_id is None or item.event_id > subscriber.watermark:
+                await self._send(item.text)
 
-async def _send_snapshot(
-    resources: Resources, websocket: WebSocket, subscriber: Subscriber, reason: str
-) -> None:
-    settings = resources.settings
-    snapshot = await resources.live.snapshot(
-        active_limit=settings.live_active_limit,
-        recent_limit=settings.live_recent_limit,
-        call_id=subscriber.call_id,
-    )
-    subscriber.watermark = snapshot.last_event_id
-    await websocket.send_text(
-        snapshot_message(
-            snapshot.calls,
-            last_event_id=snapshot.last_event_id,
-            reason=reason,
-            truncated=snapshot.truncated,
+    async def _send(self, text: str) -> None:
+        """One message. A connection that is gone, or a client that has not taken a message
+        for `live_send_timeout` seconds (it stopped reading), ends the feed like a disconnect:
+        the subscriber and its queue are released, whatever the socket still holds."""
+        try:
+            await asyncio.wait_for(
+                self._websocket.send_text(text), self._settings.live_send_timeout
+            )
+        except (TimeoutError, RuntimeError, OSError) as exc:
+            raise WebSocketDisconnect(code=1006) from exc
+
+    async def _close(self, code: int, reason: str) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._websocket.close(code, reason), CLOSE_WAIT_S)
+
+    async def _snapshot(self, reason: str) -> None:
+        snapshot = await self._live.snapshot(
+            active_limit=self._settings.live_active_limit,
+            recent_limit=self._settings.live_recent_limit,
+            call_id=self._subscriber.call_id,
         )
-    )
+        self._subscriber.watermark = snapshot.last_event_id
+        await self._send(
+            snapshot_message(
+                snapshot.calls,
+                last_event_id=snapshot.last_event_id,
+                reason=reason,
+                truncated=snapshot.truncated,
+            )
+        )
 
-
-async def _replay(
-    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int
-) -> None:
-    """The events after `since`, or a snapshot when they cannot be replayed exactly."""
-    settings = resources.settings
-    replay = await resources.live.replay(
-        since,
-        limit=settings.live_replay_limit,
-        active_limit=settings.live_active_limit,
-        call_id=subscriber.call_id,
-    )
-    if since > replay.last_event_id:
-        subscriber.resync("since_unknown")  # e.g. the database was replaced
-        return
-    if not replay.complete:
-        subscriber.resync("too_far_behind")
-        return
-    for row in replay.events:
-        await websocket.send_text(event_message(row).text)
-    if replay.calls:  # counts changed while away carry no event: bring them up to date
-        entries = [progress_entry(call) for call in replay.calls]
-        await websocket.send_text(progress_message(entries, datetime.now(UTC)).text)
-    subscriber.watermark = replay.last_event_id
-    await websocket.send_text(live_message(replay.last_event_id))
+    async def _replay(self, since: int) -> None:
+        """The events after `since`, or a snapshot when they cannot be replayed exactly."""
+        replay = await self._live.replay(
+            since,
+            limit=self._settings.live_replay_limit,
+            active_limit=self._settings.live_active_limit,
+            call_id=self._subscriber.call_id,
+        )
+        if since > replay.last_event_id:
+            self._subscriber.resync("since_unknown")  # e.g. the database was replaced
+            return
+        if not replay.complete:
+            self._subscriber.resync("too_far_behind")
+            return
+        for row in replay.events:
+            await self._send(event_message(row).text)
+        if replay.calls:  # counts changed while away carry no event: bring them up to date
+            entries = [progress_entry(call) for call in replay.calls]
+            await self._send(progress_message(entries, datetime.now(UTC)).text)
+        self._subscriber.watermark = replay.last_event_id
+        await self._send(live_message(replay.last_event_id))

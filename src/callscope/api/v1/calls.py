@@ -1,11 +1,15 @@
-"""Call routes: complete (ingest token), list, read and history (supervisor token)."""
+"""Call routes: declare and complete (ingest token); list, read, audio and history
+(supervisor token)."""
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
 
 from callscope.api.deps import IngestAuth, SupervisorAuth
+from callscope.audio.formats import SAMPLE_RATES, AudioEncoding, AudioFormat, UnsupportedFormat
+from callscope.audio.reassembly import wav_bytes
 from callscope.calls.schemas import (
+    CallCreateIn,
     CallEventListOut,
     CallEventOut,
     CallIdPath,
@@ -16,10 +20,63 @@ from callscope.calls.schemas import (
 )
 from callscope.calls.service import CallListQuery
 from callscope.calls.states import CallState
+from callscope.errors import AudioFormatInvalid
 
 router = APIRouter(tags=["calls"])
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such call."}}
+
+
+@router.post(
+    "/calls",
+    summary="Declare a call and its audio format before its packets",
+    description="Creates the call IN_PROGRESS with its audio format and metadata (201). "
+    "Declaring it again with the same format answers 200; another format is 409 "
+    "`call_format_conflict`. Calls whose packets come first get the server's default format.",
+    status_code=201,
+    responses={
+        200: {"description": "The call already existed with this format."},
+        409: {"description": "The call exists with another format or other metadata."},
+        422: {"description": "Not a supported format."},
+    },
+)
+async def create_call(body: CallCreateIn, resources: IngestAuth, response: Response) -> CallOut:
+    audio_format = _declared_format(body, resources.settings.default_audio_format)
+    call, created = await resources.calls.create(body.call_id, audio_format, body.metadata)
+    if not created:
+        response.status_code = 200
+    return call
+
+
+def _declared_format(body: CallCreateIn, default: AudioFormat) -> AudioFormat:
+    encoding = AudioEncoding(body.encoding) if body.encoding else default.encoding
+    if body.sample_rate is not None:
+        sample_rate = body.sample_rate
+    elif encoding == default.encoding:
+        sample_rate = default.sample_rate
+    else:
+        sample_rate = SAMPLE_RATES[encoding][0]
+    try:
+        return AudioFormat(encoding, sample_rate)
+    except UnsupportedFormat as exc:
+        raise AudioFormatInvalid(str(exc)) from exc
+
+
+@router.get(
+    "/calls/{call_id}/audio",
+    summary="The call's audio as a WAV file",
+    description="16-bit PCM, mono, at the call's sample rate; packets in sequence order, "
+    "each missing packet replaced by silence as long as the call's usual packet.",
+    response_class=Response,
+    responses={**_NOT_FOUND, 200: {"content": {"audio/wav": {}}}},
+)
+async def call_audio(call_id: CallIdPath, resources: SupervisorAuth) -> Response:
+    audio_format, pcm16 = await resources.calls.audio(call_id)
+    return Response(
+        wav_bytes(pcm16, audio_format.sample_rate),
+        media_type="audio/wav",
+        headers={"Content-Disposition": f'attachment; filename="{call_id}.wav"'},
+    )
 
 
 @router.post(

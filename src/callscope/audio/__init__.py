@@ -1,0 +1,1 @@
+"""Call audio: formats, reassembly of a call's packets, WAV encoding — pure functions."""

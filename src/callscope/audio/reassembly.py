@@ -1,0 +1,58 @@
+"""A call's audio from its stored packets: in sequence order, decoded to 16-bit PCM, every
+missing packet replaced by silence as long as a packet of the call usually is."""
+
+import io
+import statistics
+import sys
+import warnings
+import wave
+from collections.abc import Sequence
+
+from callscope.audio.formats import AudioEncoding, AudioFormat
+
+if sys.version_info >= (3, 13):  # pragma: no cover - audioop left the standard library
+    import audioop  # the audioop-lts package
+else:
+    with warnings.catch_warnings():  # deprecated since 3.11, still there until 3.13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop
+
+
+def to_pcm16(data: bytes, encoding: AudioEncoding) -> bytes:
+    """One packet's audio as signed 16-bit little-endian samples."""
+    if encoding == AudioEncoding.mulaw:
+        return audioop.ulaw2lin(data, 2)
+    return data
+
+
+def reassemble(
+    packets: Sequence[tuple[int, bytes]], audio_format: AudioFormat, *, last: int
+) -> bytes:
+    """16-bit PCM of sequences 1..`last` (and 0 if stored), gaps filled with silence.
+
+    `packets` are (sequence, data), sorted by sequence, as stored. A missing packet lasts as
+    long as the call's most common packet size.
+    """
+    if not packets:
+        return b""
+    sizes = [len(to_pcm16(data, audio_format.encoding)) for _, data in packets]
+    silence = bytes(statistics.mode(sizes))
+    pieces: list[bytes] = []
+    expected = min(packets[0][0], 1)
+    for sequence, data in packets:
+        pieces.extend(silence for _ in range(sequence - expected))
+        pieces.append(to_pcm16(data, audio_format.encoding))
+        expected = sequence + 1
+    pieces.extend(silence for _ in range(last + 1 - expected))
+    return b"".join(pieces)
+
+
+def wav_bytes(pcm16: bytes, sample_rate: int) -> bytes:
+    """A mono 16-bit WAV file of these samples."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm16)
+    return buffer.getvalue()

@@ -1,0 +1,144 @@
+"""Declaring a call's audio format, packets that must fit it, and the call's audio as WAV."""
+
+import base64
+import io
+import json
+import struct
+import wave
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.factories import INGEST, SUPERVISOR, packet_body, post_raw
+
+JSON_INGEST = {**INGEST, "content-type": "application/json"}
+
+
+def _pcm(*samples: int) -> bytes:
+    return struct.pack(f"<{len(samples)}h", *samples)
+
+
+async def _declare(client: httpx.AsyncClient, **body: object) -> httpx.Response:
+    return await client.post("/v1/calls", json=body, headers=INGEST)
+
+
+async def test_a_call_declared_with_its_format(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    response = await _declare(
+        client, call_id="pcm-1", encoding="pcm_s16le", sample_rate=16000, metadata={"q": "b"}
+    )
+    assert response.status_code == 201
+    call = response.json()
+    assert call["state"] == "IN_PROGRESS"
+    assert call["audio"] == {"encoding": "pcm_s16le", "sample_rate": 16000}
+    assert call["metadata"] == {"q": "b"}
+    event = await db.fetchrow("SELECT type, data FROM call_events WHERE call_id = 'pcm-1'")
+    assert event is not None
+    assert event["type"] == "call.created"
+    assert json.loads(event["data"]) == {"encoding": "pcm_s16le", "sample_rate": 16000}
+
+    again = await _declare(client, call_id="pcm-1", encoding="pcm_s16le", sample_rate=16000)
+    assert again.status_code == 200  # the same declaration again: nothing changes
+    assert await db.fetchval("SELECT count(*) FROM call_events") == 1
+
+
+async def test_calls_whose_packets_come_first_get_the_default_format(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/v1/call/stream/undeclared", json=packet_body(1), headers=INGEST)
+    assert response.status_code == 202
+    call = (await client.get("/v1/calls/undeclared", headers=SUPERVISOR)).json()
+    assert call["audio"] == {"encoding": "mulaw", "sample_rate": 8000}
+    assert call["metadata"] == {}
+    # Declaring it afterwards with that format adds the metadata; another format is refused.
+    added = await _declare(client, call_id="undeclared", metadata={"agent": "a-1"})
+    assert added.status_code == 200
+    assert added.json()["metadata"] == {"agent": "a-1"}
+    other = await _declare(client, call_id="undeclared", encoding="pcm_s16le")
+    assert other.status_code == 409
+    assert other.json()["code"] == "call_format_conflict"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"call_id": "x", "encoding": "mulaw", "sample_rate": 16000}, 422, "audio_format_invalid"),
+        ({"call_id": "x", "encoding": "pcm_s16le", "sample_rate": 44100}, 422, None),
+        ({"call_id": "x", "encoding": "opus"}, 422, "validation_error"),
+        ({"call_id": "..", "encoding": "mulaw"}, 422, "validation_error"),
+        ({"call_id": "x", "sample_rate": "8000"}, 422, "validation_error"),
+        ({"call_id": "x", "extra": 1}, 422, "validation_error"),
+    ],
+)
+async def test_bad_declarations_are_refused_and_change_nothing(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection,
+    body: dict[str, object],
+    status: int,
+    code: str | None,
+) -> None:
+    response = await client.post("/v1/calls", json=body, headers=INGEST)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    if code is not None:
+        assert response.json()["code"] == code
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+async def test_declaring_needs_an_ingest_token(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/v1/calls", json={"call_id": "x"})).status_code == 401
+    forbidden = await client.post("/v1/calls", json={"call_id": "x"}, headers=SUPERVISOR)
+    assert forbidden.status_code == 403
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "route"])
+async def test_packets_must_hold_whole_samples_of_the_calls_format(
+    client: httpx.AsyncClient, db: asyncpg.Connection, chunked: bool
+) -> None:
+    await _declare(client, call_id="pcm", encoding="pcm_s16le", sample_rate=8000)
+    odd = json.dumps(packet_body(1, b"\x01\x02\x03")).encode()
+    response = await post_raw(
+        client, "/v1/call/stream/pcm", odd, headers=JSON_INGEST, chunked=chunked
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "packet_size_invalid", response.text
+    assert await db.fetchval("SELECT count(*) FROM packets") == 0
+    assert await db.fetchval("SELECT packets_received FROM calls") == 0
+    even = json.dumps(packet_body(1, b"\x01\x02\x03\x04")).encode()
+    response = await post_raw(
+        client, "/v1/call/stream/pcm", even, headers=JSON_INGEST, chunked=chunked
+    )
+    assert response.status_code == 202
+    # μ-law calls take any whole number of bytes.
+    mulaw = json.dumps(packet_body(1, b"\x01\x02\x03")).encode()
+    response = await post_raw(client, "/v1/call/stream/ulaw", mulaw, headers=JSON_INGEST)
+    assert response.status_code == 202
+
+
+async def test_the_calls_audio_as_wav_with_silence_for_missing_packets(
+    client: httpx.AsyncClient,
+) -> None:
+    await _declare(client, call_id="wav", encoding="pcm_s16le", sample_rate=16000)
+    frames = {1: _pcm(1, 2), 2: _pcm(3, 4), 4: _pcm(5, 6)}  # 3 never comes
+    for sequence, data in frames.items():
+        body = {"sequence": sequence, "data": base64.b64encode(data).decode(), "timestamp": 1.0}
+        response = await client.post("/v1/call/stream/wav", json=body, headers=INGEST)
+        assert response.status_code == 202
+    await client.post("/v1/calls/wav/complete", json={"final_sequence": 5}, headers=INGEST)
+
+    response = await client.get("/v1/calls/wav/audio", headers=SUPERVISOR)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(response.content)) as wav:
+        assert wav.getframerate() == 16000
+        samples = wav.readframes(wav.getnframes())
+    assert samples == frames[1] + frames[2] + bytes(4) + frames[4] + bytes(4)  # 3 and 5 silent
+
+
+async def test_audio_of_an_unknown_call_is_404_and_needs_a_supervisor_token(
+    client: httpx.AsyncClient,
+) -> None:
+    assert (await client.get("/v1/calls/none/audio", headers=SUPERVISOR)).status_code == 404
+    assert (await client.get("/v1/calls/none/audio", headers=INGEST)).status_code == 403
