@@ -10,7 +10,10 @@ import asyncpg
 import httpx
 import pytest
 
+from callscope.audio.codec import to_mulaw, to_pcm16
+from callscope.audio.formats import AudioEncoding
 from tests.factories import INGEST, SUPERVISOR, packet_body, post_raw
+from tests.recordings import recordings
 
 JSON_INGEST = {**INGEST, "content-type": "application/json"}
 
@@ -142,3 +145,32 @@ async def test_audio_of_an_unknown_call_is_404_and_needs_a_supervisor_token(
 ) -> None:
     assert (await client.get("/v1/calls/none/audio", headers=SUPERVISOR)).status_code == 404
     assert (await client.get("/v1/calls/none/audio", headers=INGEST)).status_code == 403
+
+
+async def test_a_recording_streamed_as_mulaw_comes_back_with_its_gap_silent(
+    client: httpx.AsyncClient,
+) -> None:
+    recording = recordings()[0]
+    pcm, rate = recording.pcm16()
+    mulaw = to_mulaw(pcm)
+    frames = [mulaw[n : n + 160] for n in range(0, len(mulaw), 160)]  # 20 ms packets
+    await _declare(client, call_id="speech", encoding="mulaw", sample_rate=8000)
+    dropped = 10  # lost on the way
+    for sequence, frame in enumerate(frames, start=1):
+        if sequence == dropped:
+            continue
+        body = {"sequence": sequence, "data": base64.b64encode(frame).decode(), "timestamp": 1.0}
+        response = await client.post("/v1/call/stream/speech", json=body, headers=INGEST)
+        assert response.status_code == 202
+    response = await client.get("/v1/calls/speech/audio", headers=SUPERVISOR)
+    with wave.open(io.BytesIO(response.content)) as wav:
+        assert wav.getframerate() == rate
+        back = wav.readframes(wav.getnframes())
+
+    # Every sample where it was sent, the lost packet (160 μ-law bytes, 320 PCM bytes) silent.
+    expected = to_pcm16(mulaw, AudioEncoding.mulaw)
+    gap = slice((dropped - 1) * 320, dropped * 320)
+    assert len(back) == len(expected)
+    assert back[gap] == bytes(320)
+    assert back[: gap.start] == expected[: gap.start]
+    assert back[gap.stop :] == expected[gap.stop :]

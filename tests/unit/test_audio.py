@@ -6,8 +6,9 @@ import wave
 
 import pytest
 
+from callscope.audio.codec import to_mulaw, to_pcm16
 from callscope.audio.formats import AudioEncoding, AudioFormat, UnsupportedFormat
-from callscope.audio.reassembly import reassemble, to_pcm16, wav_bytes
+from callscope.audio.reassembly import reassemble, wav_bytes
 
 MULAW = AudioFormat(AudioEncoding.mulaw, 8000)
 PCM16 = AudioFormat(AudioEncoding.pcm_s16le, 16000)
@@ -71,3 +72,11 @@ def test_wav_round_trips() -> None:
     with wave.open(io.BytesIO(wav_bytes(samples, 16000))) as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
         assert wav.readframes(wav.getnframes()) == samples
+
+
+def test_mulaw_round_trips_within_its_quantisation() -> None:
+    samples = [0, 100, -100, 1000, -1000, 20000, -20000, 32000]
+    decoded = to_pcm16(to_mulaw(_pcm(*samples)), AudioEncoding.mulaw)
+    back = struct.unpack(f"<{len(samples)}h", decoded)
+    for original, restored in zip(samples, back, strict=True):
+        assert abs(original - restored) <= max(8, abs(original) // 16)  # ~ 3 % or a step

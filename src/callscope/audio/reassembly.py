@@ -3,26 +3,11 @@ missing packet replaced by silence as long as a packet of the call usually is.""
 
 import io
 import statistics
-import sys
-import warnings
 import wave
 from collections.abc import Sequence
 
-from callscope.audio.formats import AudioEncoding, AudioFormat
-
-if sys.version_info >= (3, 13):  # pragma: no cover - audioop left the standard library
-    import audioop  # the audioop-lts package
-else:
-    with warnings.catch_warnings():  # deprecated since 3.11, still there until 3.13
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioop
-
-
-def to_pcm16(data: bytes, encoding: AudioEncoding) -> bytes:
-    """One packet's audio as signed 16-bit little-endian samples."""
-    if encoding == AudioEncoding.mulaw:
-        return audioop.ulaw2lin(data, 2)
-    return data
+from callscope.audio.codec import to_pcm16
+from callscope.audio.formats import AudioFormat
 
 
 def reassemble(
