@@ -1,4 +1,5 @@
-"""Command line: run | serve | worker | migrate | mock-ai (each also as `python -m callscope …`)."""
+"""Command line: run | serve | worker | migrate | mock-ai | simulate (each also as
+`python -m callscope …`)."""
 
 import argparse
 import asyncio
@@ -18,6 +19,7 @@ from callscope.jobs.worker import run_worker
 from callscope.logging import configure_logging
 from callscope.server import serve
 from callscope.settings import Settings
+from callscope.simulate.pbx import SimulationOptions, simulate
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,7 +36,28 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("worker", help="process AI jobs from CALLSCOPE_DATABASE_URL's queue")
     mock_ai = commands.add_parser("mock-ai", help="the flaky mock AI provider as an HTTP API")
     mock_ai.add_argument("--port", type=int, help="port (default: CALLSCOPE_MOCK_AI_PORT)")
+    _add_simulate(commands)
     return parser
+
+
+def _add_simulate(commands: Any) -> None:
+    simulate = commands.add_parser(
+        "simulate", help="a fake PBX: stream calls (loss, duplicates, reordering) at a service"
+    )
+    simulate.add_argument("--url", default="http://127.0.0.1:8000", help="the service")
+    simulate.add_argument("--token", help="ingest token (default: CALLSCOPE_INGEST_TOKENS' first)")
+    simulate.add_argument("--calls", type=int, default=10, help="calls to stream")
+    simulate.add_argument("--concurrency", type=int, default=10, help="calls at the same time")
+    simulate.add_argument("--seconds", type=float, default=5.0, help="length of a tone call")
+    simulate.add_argument("--speech", action="store_true", help="stream the recordings")
+    for name in ("loss", "duplicates", "reorder"):
+        simulate.add_argument(
+            f"--{name}", type=float, default=0.0, help=f"share of packets: {name}"
+        )
+    simulate.add_argument(
+        "--speed", type=float, default=1.0, help="1: real time, 4: 4x faster, 0: no waiting"
+    )
+    simulate.add_argument("--seed", type=int, help="make loss, duplicates and reordering repeat")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "mock-ai":
         _mock_ai(settings, args.port or settings.mock_ai_port)
         return 0
+    if args.command == "simulate":
+        return _simulate(settings, args)
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = settings.model_copy(update=overrides)
     if args.command == "run":
@@ -57,6 +82,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     {"migrate": _migrate, "worker": _work, "serve": _serve}[args.command](settings)
     return 0
+
+
+def _simulate(settings: Settings, args: argparse.Namespace) -> int:
+    token = args.token or next((t.get_secret_value() for t in settings.ingest_tokens), None)
+    if token is None:
+        print("callscope: give --token or set CALLSCOPE_INGEST_TOKENS", file=sys.stderr)
+        return 2
+    options = SimulationOptions(
+        url=args.url,
+        token=token,
+        calls=args.calls,
+        concurrency=args.concurrency,
+        seconds=args.seconds,
+        loss=args.loss,
+        duplicates=args.duplicates,
+        reorder=args.reorder,
+        speed=args.speed,
+        speech=args.speech,
+        seed=args.seed,
+    )
+    report = asyncio.run(simulate(options))
+    print(
+        f"callscope: simulated {report.calls} calls, {report.packets_sent} packets sent, "
+        f"answers {dict(sorted(report.statuses.items()))}; the service's missing count matched "
+        f"the packets lost on {report.missing_as_planned} of {report.calls} calls"
+    )
+    return 0 if report.missing_as_planned == report.calls else 1
 
 
 def _migrate(settings: Settings) -> None:

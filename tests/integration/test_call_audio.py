@@ -12,8 +12,8 @@ import pytest
 
 from callscope.audio.codec import to_mulaw, to_pcm16
 from callscope.audio.formats import AudioEncoding
+from callscope.simulate.speech import recordings
 from tests.factories import INGEST, SUPERVISOR, packet_body, post_raw
-from tests.recordings import recordings
 
 JSON_INGEST = {**INGEST, "content-type": "application/json"}
 

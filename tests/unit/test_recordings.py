@@ -4,7 +4,7 @@ import wave
 
 import pytest
 
-from tests.recordings import Recording, recordings
+from callscope.simulate.speech import Recording, recordings
 
 
 def test_every_sentiment_is_represented() -> None:

@@ -1,0 +1,1 @@
+"""`callscope simulate`: a fake PBX that streams calls at a running callscope."""

@@ -1,0 +1,69 @@
+"""`callscope simulate` against a real service: speech, loss, duplicates, reordering."""
+
+import asyncio
+import os
+import sys
+
+import asyncpg
+
+from callscope.settings import Settings
+from callscope.simulate.pbx import SimulationOptions, simulate
+from callscope.simulate.speech import recordings
+from tests.factories import INGEST_TOKEN
+from tests.live import served
+
+
+async def test_speech_calls_arrive_with_what_was_lost_counted_missing(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    async with served(settings) as server:
+        options = SimulationOptions(
+            url=server.http,
+            token=INGEST_TOKEN,
+            calls=6,
+            loss=0.05,
+            duplicates=0.05,
+            reorder=0.1,
+            speed=0,
+            speech=True,
+            seed=11,
+        )
+        report = await simulate(options)
+    assert report.calls == 6
+    assert report.missing_as_planned == 6
+    assert set(report.statuses) == {202}  # duplicates are acknowledged too
+    rows = await db.fetch(
+        "SELECT c.call_id, c.encoding, c.metadata->>'recording' AS recording, "
+        "c.packets_duplicate, c.state, count(p.sequence) AS stored "
+        "FROM calls c JOIN packets p USING (call_id) GROUP BY c.call_id ORDER BY c.call_id"
+    )
+    assert {r["encoding"] for r in rows} == {"mulaw"}
+    assert {r["state"] for r in rows} == {"COMPLETED"}
+    assert [r["recording"] for r in rows] == [r.path.name for r in recordings()]
+    assert sum(r["packets_duplicate"] for r in rows) > 0
+    sent = report.packets_sent - sum(r["packets_duplicate"] for r in rows)
+    assert sum(r["stored"] for r in rows) == sent
+
+
+async def test_the_command_streams_tone_calls(settings: Settings, db: asyncpg.Connection) -> None:
+    async with served(settings) as server:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "callscope",
+            "simulate",
+            "--url",
+            server.http,
+            "--calls",
+            "3",
+            "--seconds",
+            "1",
+            "--speed",
+            "0",
+            env={**os.environ, "CALLSCOPE_INGEST_TOKENS": INGEST_TOKEN},
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await process.communicate()
+    assert process.returncode == 0, out
+    assert b"simulated 3 calls, 150 packets sent" in out
+    assert await db.fetchval("SELECT count(*) FROM packets") == 150
