@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve migrate test pytest lint fmt type check bench bench-ai bench-live lock clean
+.PHONY: install run serve migrate test pytest lint fmt type check bench bench-ai bench-live bench-local lock clean
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "callscope needs Python 3.11 or newer")'
@@ -54,6 +54,9 @@ bench-ai: install  ## 200 calls through one AI worker against the brief's flaky 
 
 bench-live: install  ## commit-to-WebSocket delay at 10 supervisors under a steady ingest load
 	$(BIN)/python -m benchmarks.live
+
+bench-local: install  ## real-time factor of Whisper tiny.en + VADER on the recordings
+	$(BIN)/python -m benchmarks.local_ai
 
 lock: install
 	{ echo "# Every package, pinned: make installs exactly these, then callscope itself with --no-deps."; \

@@ -42,7 +42,8 @@ async def served(settings: Settings, *, send_buffer: int | None = None) -> Async
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
     listening.bind(("127.0.0.1", 0))
     port = listening.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning")
+    # Idle keep-alive connections stay open: a test client may pause between its phases.
+    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=60)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listening]))
     while not (server.started and app.state.resources.hub.listener_connections):

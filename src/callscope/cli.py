@@ -136,6 +136,9 @@ def _run(settings: Settings) -> int:
     upgrade_to_head(settings.database_url)
     if not settings.auth_disabled and not (settings.ingest_tokens and settings.supervisor_tokens):
         settings = _with_local_tokens(settings)
+    if "ai_provider" not in settings.model_fields_set:  # the real engines, installed with us
+        settings = settings.model_copy(update={"ai_provider": "local"})
+    print(f"callscope: AI provider {settings.ai_provider}, failure rate {settings.ai_failure_rate}")
     base = f"http://{settings.host}:{settings.port}"
     print(f"callscope: API {base}/v1  docs {base}/docs  health {base}/readyz", flush=True)
     print(f"callscope: dashboard {base}/dashboard (sign in with the supervisor token)", flush=True)

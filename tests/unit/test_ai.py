@@ -8,12 +8,16 @@ import pytest
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
 from callscope.ai.flaky import Flaky
 from callscope.ai.mock import MockProvider
-from callscope.ai.ports import SentimentLabel
+from callscope.ai.ports import CallAudio, SentimentLabel, Transcript
 from callscope.jobs.retry import attempts_left, requeue_delay
 
 
+def _spoken(text: str) -> Transcript:
+    return Transcript(text=text, segments=())
+
+
 async def test_mock_transcribes_one_segment_per_second_of_audio() -> None:
-    transcript = await MockProvider().transcribe("c1", bytes(8000 * 2 + 100))
+    transcript = await MockProvider().transcribe("c1", CallAudio(bytes(16000 * 2 + 200), 8000))
     assert [(s.start, s.end) for s in transcript.segments] == [
         (0.0, 1.0),
         (1.0, 2.0),
@@ -24,12 +28,12 @@ async def test_mock_transcribes_one_segment_per_second_of_audio() -> None:
 
 async def test_mock_rejects_a_call_without_audio() -> None:
     with pytest.raises(ProviderRejected):
-        await MockProvider().transcribe("c1", b"")
+        await MockProvider().transcribe("c1", CallAudio(b"", 8000))
 
 
 async def test_mock_sentiment_is_deterministic_and_in_range() -> None:
-    first = await MockProvider().analyze("thank you so much")
-    again = await MockProvider().analyze("thank you so much")
+    first = await MockProvider().analyze(_spoken("thank you so much"))
+    again = await MockProvider().analyze(_spoken("thank you so much"))
     assert first == again
     assert -1.0 <= first.score <= 1.0
     assert first.label in set(SentimentLabel)
@@ -62,7 +66,7 @@ async def test_flaky_fails_at_its_rate_with_its_latency_and_repeats_with_its_see
         run = []
         for n in range(400):
             try:
-                await provider.analyze(f"text {n}")
+                await provider.analyze(_spoken(f"text {n}"))
                 run.append(True)
             except ProviderUnavailable:
                 run.append(False)
@@ -78,7 +82,7 @@ async def test_flaky_rate_zero_never_fails_and_one_always_does(rate: float, fail
     provider = _flaky(rate, seed=1, clock=_Clock())
     for n in range(50):
         with contextlib.suppress(ProviderUnavailable):
-            await provider.transcribe("c", bytes(10 + n))
+            await provider.transcribe("c", CallAudio(bytes(10 + 2 * n), 8000))
     assert provider.failures_injected == failures
 
 

@@ -5,7 +5,7 @@ from collections.abc import Awaitable, Callable
 from random import Random
 
 from callscope.ai.errors import ProviderUnavailable
-from callscope.ai.ports import AIProvider, Sentiment, Transcript
+from callscope.ai.ports import AIProvider, CallAudio, Sentiment, Transcript
 
 
 class Flaky:
@@ -39,10 +39,10 @@ class Flaky:
             self.failures_injected += 1
             raise ProviderUnavailable(f"503 Service Unavailable (injected) during {what}")
 
-    async def transcribe(self, call_id: str, audio: bytes) -> Transcript:
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
         await self._maybe_fail("transcribe")
         return await self._inner.transcribe(call_id, audio)
 
-    async def analyze(self, text: str) -> Sentiment:
+    async def analyze(self, transcript: Transcript) -> Sentiment:
         await self._maybe_fail("analyze")
-        return await self._inner.analyze(text)
+        return await self._inner.analyze(transcript)

@@ -6,7 +6,7 @@ from typing import Any
 import httpx
 
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
-from callscope.ai.ports import Segment, Sentiment, SentimentLabel, Transcript
+from callscope.ai.ports import CallAudio, Segment, Sentiment, SentimentLabel, Transcript
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -30,15 +30,18 @@ class HttpProvider:
         answer: dict[str, Any] = response.json()
         return answer
 
-    async def transcribe(self, call_id: str, audio: bytes) -> Transcript:
-        answer = await self._post(
-            "/v1/transcribe", {"call_id": call_id, "audio": base64.b64encode(audio).decode()}
-        )
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
+        body = {
+            "call_id": call_id,
+            "audio": base64.b64encode(audio.pcm16).decode(),
+            "sample_rate": audio.sample_rate,
+        }
+        answer = await self._post("/v1/transcribe", body)
         segments = tuple(Segment(s["start"], s["end"], s["text"]) for s in answer["segments"])
         return Transcript(text=answer["text"], segments=segments)
 
-    async def analyze(self, text: str) -> Sentiment:
-        answer = await self._post("/v1/sentiment", {"text": text})
+    async def analyze(self, transcript: Transcript) -> Sentiment:
+        answer = await self._post("/v1/sentiment", {"text": transcript.text})
         score = float(answer["score"])
         if not -1.0 <= score <= 1.0:  # also false for NaN
             raise ProviderRejected(f"sentiment score {score} is outside -1..1")

@@ -3,17 +3,16 @@
 import hashlib
 
 from callscope.ai.errors import ProviderRejected
-from callscope.ai.ports import Segment, Sentiment, SentimentLabel, Transcript
+from callscope.ai.ports import CallAudio, Segment, Sentiment, SentimentLabel, Transcript
 
-BYTES_PER_SECOND = 8000  # G.711 at 8 kHz: one byte per sample
 NEUTRAL_BAND = 0.05
 
 
 class MockProvider:
-    async def transcribe(self, call_id: str, audio: bytes) -> Transcript:
-        if not audio:
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
+        if not audio.pcm16:
             raise ProviderRejected("no audio to transcribe")
-        seconds = len(audio) / BYTES_PER_SECOND
+        seconds = audio.seconds
         segments = tuple(
             Segment(
                 start=float(second),
@@ -24,8 +23,8 @@ class MockProvider:
         )
         return Transcript(text=" ".join(s.text for s in segments), segments=segments)
 
-    async def analyze(self, text: str) -> Sentiment:
-        digest = hashlib.sha256(text.encode()).digest()
+    async def analyze(self, transcript: Transcript) -> Sentiment:
+        digest = hashlib.sha256(transcript.text.encode()).digest()
         score = round(int.from_bytes(digest[:4], "big") / 2**31 - 1.0, 4)
         if score > NEUTRAL_BAND:
             label = SentimentLabel.positive

@@ -3,19 +3,22 @@
 import base64
 import binascii
 from dataclasses import asdict
+from typing import Literal
 
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
 from callscope.ai.factory import flaky_mock
+from callscope.ai.ports import CallAudio, Transcript
 from callscope.settings import Settings
 
 
 class TranscribeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     call_id: str = Field(description="The call the audio belongs to.")
-    audio: str = Field(description="The call's audio, base64.")
+    audio: str = Field(description="The call's audio, 16-bit little-endian PCM, base64.")
+    sample_rate: Literal[8000, 16000] = Field(8000, description="Samples per second.")
 
 
 class SentimentIn(BaseModel):
@@ -36,7 +39,7 @@ def create_mock_ai_app(settings: Settings) -> FastAPI:
         if not audio:  # input is checked before any (possibly failing) processing
             raise HTTPException(422, "no audio to transcribe")
         try:
-            transcript = await provider.transcribe(body.call_id, audio)
+            transcript = await provider.transcribe(body.call_id, CallAudio(audio, body.sample_rate))
         except ProviderUnavailable as exc:
             raise HTTPException(503, str(exc)) from exc
         except ProviderRejected as exc:
@@ -46,7 +49,7 @@ def create_mock_ai_app(settings: Settings) -> FastAPI:
     @app.post("/v1/sentiment")
     async def sentiment(body: SentimentIn) -> dict[str, object]:
         try:
-            result = await provider.analyze(body.text)
+            result = await provider.analyze(Transcript(text=body.text, segments=()))
         except ProviderUnavailable as exc:
             raise HTTPException(503, str(exc)) from exc
         return {"label": result.label.value, "score": result.score}

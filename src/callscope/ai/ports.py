@@ -28,14 +28,27 @@ class SentimentLabel(StrEnum):
 class Sentiment:
     label: SentimentLabel
     score: float  # -1 (negative) … 1 (positive)
+    trend: tuple[float, ...] = ()  # the score of each transcript segment, if the engine gives it
+
+
+@dataclass(frozen=True, slots=True)
+class CallAudio:
+    """A call's audio: 16-bit little-endian mono samples, missing packets as silence."""
+
+    pcm16: bytes
+    sample_rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm16) / 2 / self.sample_rate
 
 
 class Transcriber(Protocol):
-    async def transcribe(self, call_id: str, audio: bytes) -> Transcript: ...
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript: ...
 
 
 class SentimentAnalyzer(Protocol):
-    async def analyze(self, text: str) -> Sentiment: ...
+    async def analyze(self, transcript: Transcript) -> Sentiment: ...
 
 
 class AIProvider(Transcriber, SentimentAnalyzer, Protocol):

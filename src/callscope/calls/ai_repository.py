@@ -4,25 +4,17 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import LargeBinary, func, literal, select, update
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callscope.ai.ports import Sentiment, Transcript
-from callscope.calls.models import AiAttemptRow, PacketRow, SentimentRow, TranscriptRow
+from callscope.calls.models import AiAttemptRow, SentimentRow, TranscriptRow
 
 
 class AiRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    async def audio(self, call_id: str) -> bytes:
-        """The call's stored audio in sequence order."""
-        ordered = aggregate_order_by(literal(b"", LargeBinary), PacketRow.sequence)
-        stmt = select(func.string_agg(PacketRow.data, ordered)).where(PacketRow.call_id == call_id)
-        audio: bytes | None = (await self.session.execute(stmt)).scalar_one()
-        return audio or b""
 
     async def attempts(self, call_id: str, epoch: int | None = None) -> Sequence[AiAttemptRow]:
         stmt = select(AiAttemptRow).where(AiAttemptRow.call_id == call_id)
@@ -75,7 +67,12 @@ class AiRepository:
     async def save_sentiment(self, call_id: str, sentiment: Sentiment) -> None:
         stmt = (
             pg_insert(SentimentRow)
-            .values(call_id=call_id, label=sentiment.label.value, score=sentiment.score)
+            .values(
+                call_id=call_id,
+                label=sentiment.label.value,
+                score=sentiment.score,
+                trend=list(sentiment.trend),
+            )
             .on_conflict_do_nothing(index_elements=[SentimentRow.call_id])
         )
         await self.session.execute(stmt)

@@ -150,6 +150,9 @@ class SentimentRow(Base):
     )
     label: Mapped[str] = mapped_column(Text, nullable=False)
     score: Mapped[float] = mapped_column(Double, nullable=False)
+    trend: Mapped[list[float]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )  # the score of each transcript segment
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

@@ -15,13 +15,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callscope.ai.ports import Segment, Sentiment, Transcript
+from callscope.ai.ports import CallAudio, Segment, Sentiment, Transcript
+from callscope.audio.formats import AudioEncoding, AudioFormat
+from callscope.audio.reassembly import reassemble
 from callscope.calls.ai_repository import AiRepository
 from callscope.calls.models import AiAttemptRow, CallRow
 from callscope.calls.repository import CallRepository
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
 from callscope.errors import CallNotFound, InvalidTransition
+from callscope.ingest.packets import expected_last
 from callscope.jobs.queue import enqueue_ai_jobs
 
 
@@ -91,9 +94,16 @@ class ProcessingService:
                 has_sentiment=await ai.sentiment(call_id) is not None,
             )
 
-    async def audio(self, call_id: str) -> bytes:
-        async with self._unit_of_work() as (_, ai):
-            return await ai.audio(call_id)
+    async def audio(self, call_id: str) -> CallAudio:
+        """The call's audio as 16-bit PCM, missing packets as silence."""
+        async with self._unit_of_work() as (calls, _):
+            row = await calls.get(call_id)
+            if row is None:
+                raise CallNotFound(f"no call {call_id}")
+            packets = await calls.packets(call_id)
+        last = expected_last(row.max_sequence, row.final_sequence)
+        audio_format = AudioFormat(AudioEncoding(row.encoding), row.sample_rate)
+        return CallAudio(reassemble(packets, audio_format, last=last), row.sample_rate)
 
     async def start_attempt(self, work: Work, step: str) -> AttemptRef:
         async with self._unit_of_work() as (calls, ai):

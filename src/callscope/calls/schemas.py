@@ -213,6 +213,10 @@ class TranscriptOut(BaseModel):
 class SentimentOut(BaseModel):
     label: str = Field(description="positive, neutral or negative.")
     score: float = Field(description="-1 (negative) to 1 (positive).")
+    trend: list[float] = Field(
+        description="The score of each transcript segment, in order (empty if the engine "
+        "scores only the whole call)."
+    )
 
 
 class AiOut(BaseModel):

@@ -185,7 +185,9 @@ async def _ai_out(ai: AiRepository, row: CallRow) -> AiOut:
         )
         if transcript
         else None,
-        sentiment=SentimentOut(label=sentiment.label, score=sentiment.score) if sentiment else None,
+        sentiment=SentimentOut(label=sentiment.label, score=sentiment.score, trend=sentiment.trend)
+        if sentiment
+        else None,
     )
 
 

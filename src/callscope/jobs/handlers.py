@@ -73,12 +73,12 @@ class CallProcessor:
             )
             transcript = transcribed
         if not work.has_sentiment:
-            text = transcript.text
+            spoken = transcript
             await self._step(
                 work,
                 "sentiment",
                 used,
-                lambda: self._provider.analyze(text),
+                lambda: self._provider.analyze(spoken),
                 self._processing.record_sentiment,
             )
 
