@@ -61,7 +61,8 @@ bench-local: install  ## real-time factor of Whisper tiny.en + VADER on the reco
 lock: install
 	{ echo "# Every package, pinned: make installs exactly these, then callscope itself with --no-deps."; \
 	  echo "# Regenerate after changing pyproject.toml: make lock."; \
-	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^callscope'; } > requirements.lock.new
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^callscope'; \
+	  echo "audioop-lts==0.2.2 ; python_version >= '3.13'"; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock
 
 clean:
