@@ -46,7 +46,7 @@ async def _bench() -> int:
                 f"{sentiment.label} {sentiment.score:+.2f} (expected {recording.sentiment})"
             )
     finally:
-        engines.close()
+        await engines.aclose()
     rtf = processing_total / audio_total
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

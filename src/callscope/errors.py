@@ -46,6 +46,11 @@ class AudioFormatInvalid(ServiceError):
     status = 422
 
 
+class CallAudioTooLong(ServiceError):
+    code = "call_audio_too_long"
+    status = 422
+
+
 class CallFormatConflict(ServiceError):
     code = "call_format_conflict"
     status = 409

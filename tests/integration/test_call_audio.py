@@ -174,3 +174,20 @@ async def test_a_recording_streamed_as_mulaw_comes_back_with_its_gap_silent(
     assert back[gap] == bytes(320)
     assert back[: gap.start] == expected[: gap.start]
     assert back[gap.stop :] == expected[gap.stop :]
+
+
+async def test_audio_too_long_to_reassemble_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/v1/call/stream/huge", json=packet_body(1), headers=INGEST)
+    assert response.status_code == 202
+    await client.post("/v1/calls/huge/complete", json={"final_sequence": 2**62}, headers=INGEST)
+    response = await client.get("/v1/calls/huge/audio", headers=SUPERVISOR)
+    assert response.status_code == 422
+    assert response.json()["code"] == "call_audio_too_long"
+
+
+async def test_metadata_with_a_nul_character_is_refused(
+    client: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    response = await _declare(client, call_id="nul", metadata={"note": "a\u0000b"})
+    assert response.status_code == 422
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0

@@ -8,7 +8,7 @@ import pytest
 
 from callscope.audio.codec import to_mulaw, to_pcm16
 from callscope.audio.formats import AudioEncoding, AudioFormat, UnsupportedFormat
-from callscope.audio.reassembly import reassemble, wav_bytes
+from callscope.audio.reassembly import AudioTooLong, reassemble, wav_bytes
 
 MULAW = AudioFormat(AudioEncoding.mulaw, 8000)
 PCM16 = AudioFormat(AudioEncoding.pcm_s16le, 16000)
@@ -80,3 +80,10 @@ def test_mulaw_round_trips_within_its_quantisation() -> None:
     back = struct.unpack(f"<{len(samples)}h", decoded)
     for original, restored in zip(samples, back, strict=True):
         assert abs(original - restored) <= max(8, abs(original) // 16)  # ~ 3 % or a step
+
+
+def test_a_sequence_claiming_hours_of_audio_is_refused_before_any_is_built() -> None:
+    with pytest.raises(AudioTooLong, match="60 minutes"):
+        reassemble([(1, b"\xff" * 160)], MULAW, last=2**62)
+    hour = 3600 * 50  # packets of 20 ms
+    assert len(reassemble([(1, b"\xff" * 160)], MULAW, last=hour)) == hour * 320

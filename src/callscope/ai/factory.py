@@ -55,7 +55,7 @@ async def build_provider(settings: Settings, stack: AsyncExitStack) -> AIProvide
         return HttpProvider(client)
     if settings.ai_provider == "local":
         engines = local_engines(settings)
-        stack.callback(engines.close)
+        stack.push_async_callback(engines.aclose)
         return Flaky(  # failures injected as the brief's API has them; no added latency
             engines,
             failure_rate=settings.ai_failure_rate,

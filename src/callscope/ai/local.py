@@ -79,8 +79,9 @@ class LocalTranscriber:
         self._beam_size = beam_size
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whisper")
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
+    async def aclose(self) -> None:
+        """Drop queued transcriptions and wait, off the event loop, for a running one."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
 
     async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
         if not audio.pcm16:
@@ -140,5 +141,5 @@ class LocalProvider:
     async def analyze(self, transcript: Transcript) -> Sentiment:
         return await self._analyzer.analyze(transcript)
 
-    def close(self) -> None:
-        self._transcriber.close()
+    async def aclose(self) -> None:
+        await self._transcriber.aclose()

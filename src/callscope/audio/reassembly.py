@@ -5,9 +5,16 @@ import io
 import statistics
 import wave
 from collections.abc import Sequence
+from typing import Final
 
 from callscope.audio.codec import to_pcm16
 from callscope.audio.formats import AudioFormat
+
+MAX_SECONDS: Final = 3600  # longest call reassembled: a sequence number can claim any length
+
+
+class AudioTooLong(ValueError):
+    pass
 
 
 def reassemble(
@@ -16,12 +23,18 @@ def reassemble(
     """16-bit PCM of sequences 1..`last` (and 0 if stored), gaps filled with silence.
 
     `packets` are (sequence, data), sorted by sequence, as stored. A missing packet lasts as
-    long as the call's most common packet size.
+    long as the call's most common packet size. Raises AudioTooLong beyond `MAX_SECONDS`.
     """
     if not packets:
         return b""
     sizes = [len(to_pcm16(data, audio_format.encoding)) for _, data in packets]
-    silence = bytes(statistics.mode(sizes))
+    usual = statistics.mode(sizes)
+    count = max(last, packets[-1][0]) + 1 - min(packets[0][0], 1)
+    if count * usual > MAX_SECONDS * audio_format.sample_rate * 2:
+        raise AudioTooLong(
+            f"sequences up to {last} make more than {MAX_SECONDS // 60} minutes of audio"
+        )
+    silence = bytes(usual)
     pieces: list[bytes] = []
     expected = min(packets[0][0], 1)
     for sequence, data in packets:

@@ -7,6 +7,7 @@ claims the call with a fresh token (`calls.ai_run`); every later write of the ru
 so a run whose job was re-picked elsewhere (its worker looked dead) stops writing.
 """
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,9 +16,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callscope.ai.errors import ProviderRejected
 from callscope.ai.ports import CallAudio, Segment, Sentiment, Transcript
 from callscope.audio.formats import AudioEncoding, AudioFormat
-from callscope.audio.reassembly import reassemble
+from callscope.audio.reassembly import AudioTooLong, reassemble
 from callscope.calls.ai_repository import AiRepository
 from callscope.calls.models import AiAttemptRow, CallRow
 from callscope.calls.repository import CallRepository
@@ -103,7 +105,11 @@ class ProcessingService:
             packets = await calls.packets(call_id)
         last = expected_last(row.max_sequence, row.final_sequence)
         audio_format = AudioFormat(AudioEncoding(row.encoding), row.sample_rate)
-        return CallAudio(reassemble(packets, audio_format, last=last), row.sample_rate)
+        try:
+            pcm16 = await asyncio.to_thread(reassemble, packets, audio_format, last=last)
+        except AudioTooLong as exc:
+            raise ProviderRejected(str(exc)) from exc  # no retry can help: the call FAILS
+        return CallAudio(pcm16, row.sample_rate)
 
     async def start_attempt(self, work: Work, step: str) -> AttemptRef:
         async with self._unit_of_work() as (calls, ai):

@@ -13,6 +13,7 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
 )
 
 from callscope.audio.formats import AudioEncoding
@@ -145,6 +146,23 @@ class CallCreateIn(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Anything the PBX wants kept with the call."
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _has_nul(value):  # PostgreSQL's jsonb cannot store it
+            raise ValueError("metadata may not contain NUL characters")
+        return value
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 class AudioFormatOut(BaseModel):

@@ -6,6 +6,7 @@ Each use-case is one transaction (`_unit_of_work`); state changes lock the call 
 and append their `call_events` row in the same commit.
 """
 
+import asyncio
 import base64
 import binascii
 import re
@@ -18,7 +19,7 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callscope.audio.formats import AudioEncoding, AudioFormat
-from callscope.audio.reassembly import reassemble
+from callscope.audio.reassembly import AudioTooLong, reassemble
 from callscope.calls.ai_repository import AiRepository
 from callscope.calls.models import CallEventRow, CallRow
 from callscope.calls.repository import CallRepository
@@ -39,7 +40,7 @@ from callscope.calls.schemas import (
 )
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
-from callscope.errors import CallFormatConflict, CallNotFound, InvalidCursor
+from callscope.errors import CallAudioTooLong, CallFormatConflict, CallNotFound, InvalidCursor
 from callscope.ingest.packets import expected_last, missing_count, missing_ranges
 from callscope.jobs.queue import enqueue_ai_jobs
 
@@ -141,7 +142,11 @@ class CallService:
             packets = await calls.packets(call_id)
         audio_format = AudioFormat(AudioEncoding(row.encoding), row.sample_rate)
         last = expected_last(row.max_sequence, row.final_sequence)
-        return audio_format, reassemble(packets, audio_format, last=last)
+        try:  # in a thread: an hour of audio is a quarter of a second of work
+            pcm16 = await asyncio.to_thread(reassemble, packets, audio_format, last=last)
+        except AudioTooLong as exc:
+            raise CallAudioTooLong(str(exc)) from exc
+        return audio_format, pcm16
 
     async def complete(self, call_id: str, final_sequence: int | None) -> CallOut:
         """IN_PROGRESS → COMPLETED; a call already past IN_PROGRESS is returned unchanged."""

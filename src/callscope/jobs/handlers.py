@@ -17,7 +17,7 @@ import structlog
 from pgqueuer import RetryRequested
 
 from callscope.ai.errors import ProviderRejected, ProviderUnavailable
-from callscope.ai.ports import AIProvider
+from callscope.ai.ports import AIProvider, Transcript
 from callscope.calls.processing import AttemptRef, ProcessingService, RunSuperseded, Work
 from callscope.jobs.retry import attempts_left, requeue_delay
 from callscope.settings import Settings
@@ -63,12 +63,11 @@ class CallProcessor:
         used = work.attempts_used
         transcript = work.transcript
         if transcript is None:
-            audio = await self._processing.audio(work.call_id)
             transcribed, used = await self._step(
                 work,
                 "transcribe",
                 used,
-                lambda: self._provider.transcribe(work.call_id, audio),
+                lambda: self._transcribe(work.call_id),
                 self._processing.record_transcript,
             )
             transcript = transcribed
@@ -81,6 +80,11 @@ class CallProcessor:
                 lambda: self._provider.analyze(spoken),
                 self._processing.record_sentiment,
             )
+
+    async def _transcribe(self, call_id: str) -> Transcript:
+        """The call's audio (a call too long to reassemble is rejected), transcribed."""
+        audio = await self._processing.audio(call_id)
+        return await self._provider.transcribe(call_id, audio)
 
     async def _step(
         self,
