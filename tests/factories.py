@@ -1,6 +1,7 @@
 """Tiny builders for tests: settings, a running app, packet bodies, auth headers."""
 
 import base64
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,6 +40,11 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+def pcm16(*samples: int) -> bytes:
+    """These samples as signed 16-bit little-endian PCM."""
+    return struct.pack(f"<{len(samples)}h", *samples)
 
 
 def audio(sequence: int, size: int = 160) -> bytes:

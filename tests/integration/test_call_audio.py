@@ -3,7 +3,6 @@
 import base64
 import io
 import json
-import struct
 import wave
 
 import asyncpg
@@ -13,13 +12,9 @@ import pytest
 from callscope.audio.codec import to_mulaw, to_pcm16
 from callscope.audio.formats import AudioEncoding
 from callscope.simulate.speech import recordings
-from tests.factories import INGEST, SUPERVISOR, packet_body, post_raw
+from tests.factories import INGEST, SUPERVISOR, packet_body, pcm16, post_raw
 
 JSON_INGEST = {**INGEST, "content-type": "application/json"}
-
-
-def _pcm(*samples: int) -> bytes:
-    return struct.pack(f"<{len(samples)}h", *samples)
 
 
 async def _declare(client: httpx.AsyncClient, **body: object) -> httpx.Response:
@@ -124,7 +119,7 @@ async def test_the_calls_audio_as_wav_with_silence_for_missing_packets(
     client: httpx.AsyncClient,
 ) -> None:
     await _declare(client, call_id="wav", encoding="pcm_s16le", sample_rate=16000)
-    frames = {1: _pcm(1, 2), 2: _pcm(3, 4), 4: _pcm(5, 6)}  # 3 never comes
+    frames = {1: pcm16(1, 2), 2: pcm16(3, 4), 4: pcm16(5, 6)}  # 3 never comes
     for sequence, data in frames.items():
         body = {"sequence": sequence, "data": base64.b64encode(data).decode(), "timestamp": 1.0}
         response = await client.post("/v1/call/stream/wav", json=body, headers=INGEST)

@@ -9,13 +9,10 @@ import pytest
 from callscope.audio.codec import to_mulaw, to_pcm16
 from callscope.audio.formats import AudioEncoding, AudioFormat, UnsupportedFormat
 from callscope.audio.reassembly import AudioTooLong, reassemble, wav_bytes
+from tests.factories import pcm16
 
 MULAW = AudioFormat(AudioEncoding.mulaw, 8000)
 PCM16 = AudioFormat(AudioEncoding.pcm_s16le, 16000)
-
-
-def _pcm(*samples: int) -> bytes:
-    return struct.pack(f"<{len(samples)}h", *samples)
 
 
 def test_supported_formats() -> None:
@@ -40,20 +37,20 @@ def test_mulaw_decodes_to_twice_the_bytes_and_its_silence_to_zero() -> None:
 
 
 def test_gaps_become_silence_as_long_as_a_usual_packet() -> None:
-    one, three = _pcm(100, 200), _pcm(300, 400)
+    one, three = pcm16(100, 200), pcm16(300, 400)
     audio = reassemble([(1, one), (3, three)], PCM16, last=5)
     # 1, silence for 2, 3, silence for 4 and 5 (missing at the end, up to the last sequence)
     assert audio == one + bytes(4) + three + bytes(8)
 
 
 def test_missing_first_packets_are_silence_and_sequence_zero_is_kept() -> None:
-    packet = _pcm(7)
+    packet = pcm16(7)
     assert reassemble([(3, packet)], PCM16, last=3) == bytes(4) + packet
     assert reassemble([(0, packet), (1, packet)], PCM16, last=1) == packet + packet
 
 
 def test_silence_follows_the_most_common_packet_size() -> None:
-    usual, short = _pcm(1, 1, 1), _pcm(2)
+    usual, short = pcm16(1, 1, 1), pcm16(2)
     audio = reassemble([(1, usual), (2, short), (3, usual), (5, usual)], PCM16, last=5)
     assert audio == usual + short + usual + bytes(6) + usual
 
@@ -68,7 +65,7 @@ def test_no_packets_is_no_audio() -> None:
 
 
 def test_wav_round_trips() -> None:
-    samples = _pcm(0, 1000, -1000, 32767, -32768)
+    samples = pcm16(0, 1000, -1000, 32767, -32768)
     with wave.open(io.BytesIO(wav_bytes(samples, 16000))) as wav:
         assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, 16000)
         assert wav.readframes(wav.getnframes()) == samples
@@ -76,7 +73,7 @@ def test_wav_round_trips() -> None:
 
 def test_mulaw_round_trips_within_its_quantisation() -> None:
     samples = [0, 100, -100, 1000, -1000, 20000, -20000, 32000]
-    decoded = to_pcm16(to_mulaw(_pcm(*samples)), AudioEncoding.mulaw)
+    decoded = to_pcm16(to_mulaw(pcm16(*samples)), AudioEncoding.mulaw)
     back = struct.unpack(f"<{len(samples)}h", decoded)
     for original, restored in zip(samples, back, strict=True):
         assert abs(original - restored) <= max(8, abs(original) // 16)  # ~ 3 % or a step

@@ -7,7 +7,6 @@ claims the call with a fresh token (`calls.ai_run`); every later write of the ru
 so a run whose job was re-picked elsewhere (its worker looked dead) stops writing.
 """
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,15 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callscope.ai.errors import ProviderRejected
 from callscope.ai.ports import CallAudio, Segment, Sentiment, Transcript
-from callscope.audio.formats import AudioEncoding, AudioFormat
-from callscope.audio.reassembly import AudioTooLong, reassemble
+from callscope.audio.reassembly import AudioTooLong
 from callscope.calls.ai_repository import AiRepository
+from callscope.calls.audio import stored_audio
 from callscope.calls.models import AiAttemptRow, CallRow
 from callscope.calls.repository import CallRepository
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
 from callscope.errors import CallNotFound, InvalidTransition
-from callscope.ingest.packets import expected_last
 from callscope.jobs.queue import enqueue_ai_jobs
 
 
@@ -99,17 +97,12 @@ class ProcessingService:
     async def audio(self, call_id: str) -> CallAudio:
         """The call's audio as 16-bit PCM, missing packets as silence."""
         async with self._unit_of_work() as (calls, _):
-            row = await calls.get(call_id)
-            if row is None:
-                raise CallNotFound(f"no call {call_id}")
-            packets = await calls.packets(call_id)
-        last = expected_last(row.max_sequence, row.final_sequence)
-        audio_format = AudioFormat(AudioEncoding(row.encoding), row.sample_rate)
+            stored = await stored_audio(calls, call_id)
         try:
-            pcm16 = await asyncio.to_thread(reassemble, packets, audio_format, last=last)
+            pcm16 = await stored.pcm16()
         except AudioTooLong as exc:
             raise ProviderRejected(str(exc)) from exc  # no retry can help: the call FAILS
-        return CallAudio(pcm16, row.sample_rate)
+        return CallAudio(pcm16, stored.audio_format.sample_rate)
 
     async def start_attempt(self, work: Work, step: str) -> AttemptRef:
         async with self._unit_of_work() as (calls, ai):

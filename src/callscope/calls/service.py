@@ -6,7 +6,6 @@ Each use-case is one transaction (`_unit_of_work`); state changes lock the call 
 and append their `call_events` row in the same commit.
 """
 
-import asyncio
 import base64
 import binascii
 import re
@@ -19,8 +18,9 @@ from typing import Any, Final
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callscope.audio.formats import AudioEncoding, AudioFormat
-from callscope.audio.reassembly import AudioTooLong, reassemble
+from callscope.audio.reassembly import AudioTooLong
 from callscope.calls.ai_repository import AiRepository
+from callscope.calls.audio import stored_audio
 from callscope.calls.models import CallEventRow, CallRow
 from callscope.calls.repository import CallRepository
 from callscope.calls.schemas import (
@@ -136,17 +136,11 @@ class CallService:
     async def audio(self, call_id: str) -> tuple[AudioFormat, bytes]:
         """The call's audio as 16-bit PCM in its sample rate, gaps filled with silence."""
         async with self._unit_of_work() as calls:
-            row = await calls.get(call_id)
-            if row is None:
-                raise CallNotFound(f"no call {call_id}")
-            packets = await calls.packets(call_id)
-        audio_format = AudioFormat(AudioEncoding(row.encoding), row.sample_rate)
-        last = expected_last(row.max_sequence, row.final_sequence)
-        try:  # in a thread: an hour of audio is a quarter of a second of work
-            pcm16 = await asyncio.to_thread(reassemble, packets, audio_format, last=last)
+            stored = await stored_audio(calls, call_id)
+        try:
+            return stored.audio_format, await stored.pcm16()
         except AudioTooLong as exc:
             raise CallAudioTooLong(str(exc)) from exc
-        return audio_format, pcm16
 
     async def complete(self, call_id: str, final_sequence: int | None) -> CallOut:
         """IN_PROGRESS → COMPLETED; a call already past IN_PROGRESS is returned unchanged."""

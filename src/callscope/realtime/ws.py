@@ -85,12 +85,11 @@ async def supervisor_feed(websocket: WebSocket) -> None:
 
 def _refusal(resources: Resources, websocket: WebSocket) -> tuple[int, str] | None:
     token = websocket.query_params.get("token")
-    if token is None:
-        scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer":
-            token = None
     try:
-        resources.tokens.authorize_token(token, Role.supervisor)
+        if token is None:
+            resources.tokens.authorize(websocket.headers.get("authorization"), Role.supervisor)
+        else:
+            resources.tokens.authorize_token(token, Role.supervisor)
     except NotAuthenticated as exc:
         return CLOSE_NOT_AUTHENTICATED, str(exc)
     except Forbidden as exc:
