@@ -4,7 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve migrate test pytest lint fmt type check bench bench-ai bench-live bench-local lock clean
+.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-streams bench-ai bench-live bench-local bench-retention cluster eval-ai lock clean
+
+# Tests run on two processes (pytest-xdist), each with its own throw-away database.
+PYTEST_WORKERS ?= 2
+# Let Python keep compiled modules: every test process and every server a test starts would
+# otherwise compile callscope and its tests again (seconds each).
+unexport PYTHONDONTWRITEBYTECODE
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "callscope needs Python 3.11 or newer")'
@@ -27,9 +33,12 @@ migrate: install
 
 test: lint type pytest  ## static checks, then the whole test suite
 
+test-fast: lint type  ## the loop while coding: static checks, unit and integration tests, no slow ones
+	$(BIN)/python -m pytest -m "(unit or integration) and not slow" -n $(PYTEST_WORKERS) --dist worksteal -q
+
 pytest: install  ## the test suite under branch coverage (floor in pyproject.toml)
 	rm -f .coverage .coverage.*
-	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage run -m pytest -n $(PYTEST_WORKERS) --dist worksteal --durations=15
 	$(BIN)/coverage combine --quiet
 	$(BIN)/coverage report
 
@@ -46,14 +55,29 @@ type: install
 
 check: test
 
-bench: install  ## ingest benchmark: callscope vs a bare endpoint (needs wrk)
+docs: install  ## regenerate the README's configuration table from Settings
+	$(BIN)/python -m callscope.config_table README.md
+
+bench: install  ## ingest: callscope vs a bare endpoint, and with metrics + tracing vs without (needs wrk)
 	$(BIN)/python -m benchmarks.ingest
 
-bench-ai: install  ## 200 calls through one AI worker against the brief's flaky provider
+bench-streams: install  ## media streams: Twilio, native and HTTP against a bare endpoint, CPU per frame
+	$(BIN)/python -m benchmarks.streams
+
+bench-ai: install  ## 200 calls through one worker: time to archive, peak connections, a 20 s provider outage
 	$(BIN)/python -m benchmarks.ai
 
 bench-live: install  ## commit-to-WebSocket delay at 10 supervisors under a steady ingest load
 	$(BIN)/python -m benchmarks.live
+
+bench-retention: install  ## ingest latency and CPU with and without a large pruning run
+	$(BIN)/python -m benchmarks.retention
+
+cluster: install  ## nginx in front of CALLSCOPE_API_REPLICAS servers and CALLSCOPE_WORKERS workers, one database
+	$(BIN)/python -m callscope.cluster
+
+eval-ai: install  ## WER, sentiment labels and real-time factor of the local engines on the evaluation set
+	$(BIN)/python -m benchmarks.eval_ai
 
 bench-local: install  ## real-time factor of Whisper tiny.en + VADER on the recordings
 	$(BIN)/python -m benchmarks.local_ai

@@ -18,30 +18,23 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import sys
 import time
-import uuid
 from contextlib import AsyncExitStack
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
-from tests.database import admin_url, database_url
 from tests.e2e.processes import clean_env, free_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from callscope.db.admin import drop_database, ensure_database
-from callscope.db.migrate import upgrade_to_head_async
+from benchmarks.harness import bench_database, steady_load, wait_ready
 from callscope.settings import asyncpg_dsn
 
 INGEST_TOKEN = "bench-ingest"
 SUPERVISOR_TOKEN = "bench-supervisor"
-HERE = Path(__file__).parent
 PROGRESS_PREFIX = '"type":"call.progress"'
 
 
@@ -96,44 +89,6 @@ def _quantiles(values: list[float]) -> str:
     )
 
 
-async def _load(port: int, args: argparse.Namespace) -> dict[str, Any]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "benchmarks.steady_load",
-        "--port",
-        str(port),
-        "--token",
-        INGEST_TOKEN,
-        "--rate",
-        str(args.rate),
-        "--duration",
-        str(args.duration),
-        "--calls",
-        str(args.calls),
-        "--packets-per-call",
-        str(args.packets_per_call),
-        stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
-    out, _ = await process.communicate()
-    line = next(x for x in out.decode().splitlines() if x.startswith("LOAD_RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("LOAD_RESULT "))
-    return result
-
-
-async def _wait_ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=1) as client:
-        for _ in range(300):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise TimeoutError(base)
-
-
 def _describe(load: dict[str, Any]) -> str:
     return (
         f"{load['achieved_rate']:.0f} packets/s, ingest p50 {load['p50_ms']:.1f} ms, "
@@ -143,13 +98,7 @@ def _describe(load: dict[str, Any]) -> str:
 
 async def _bench(args: argparse.Namespace) -> int:
     async with AsyncExitStack() as stack:
-        configured = os.environ.get("CALLSCOPE_DATABASE_URL")
-        admin = configured or stack.enter_context(admin_url())
-        name = f"callscope_bench_live_{uuid.uuid4().hex[:8]}"
-        await ensure_database(admin, name)
-        stack.push_async_callback(drop_database, admin, name)
-        url = database_url(admin, name)
-        await upgrade_to_head_async(url)
+        url = await bench_database(stack, "live")
 
         port = free_port()
         env = clean_env(
@@ -169,10 +118,10 @@ async def _bench(args: argparse.Namespace) -> int:
 
         stack.push_async_callback(stop_server)
         base = f"http://127.0.0.1:{port}"
-        await _wait_ready(base)
+        await wait_ready(base)
 
         print(f"ingesting {args.rate:.0f} packets/s for {args.duration} s, no supervisor ...")
-        alone = await _load(port, args)
+        alone = await steady_load(port, args, token=INGEST_TOKEN)
 
         print(f"again with {args.supervisors} supervisors connected ...", flush=True)
         supervisors = [Supervisor() for _ in range(args.supervisors)]
@@ -188,7 +137,7 @@ async def _bench(args: argparse.Namespace) -> int:
         listener = await asyncpg.connect(asyncpg_dsn(url))
         stack.push_async_callback(listener.close)
         await listener.add_listener("callscope_events", raw.on_notification)
-        watched = await _load(port, args)
+        watched = await steady_load(port, args, token=INGEST_TOKEN)
         await asyncio.sleep(2)
         await stop_server()  # closes the feeds, which ends the watchers
         await asyncio.gather(*watchers)

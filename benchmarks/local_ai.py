@@ -10,8 +10,7 @@ import asyncio
 import resource
 import time
 
-from tests.wer import word_errors
-
+from benchmarks.eval_set.scoring import word_errors
 from callscope.ai.factory import local_engines
 from callscope.ai.ports import CallAudio
 from callscope.audio.codec import to_pcm16

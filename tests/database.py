@@ -28,7 +28,10 @@ def admin_url() -> Iterator[str]:
 
         with tempfile.TemporaryDirectory(prefix="callscope-test-pg-") as folder:
             server = start_embedded(Path(folder) / "pgdata", delete_on_exit=True)
-            yield server_url(server, "postgres")
+            try:
+                yield server_url(server, "postgres")
+            finally:
+                server.cleanup()  # stop it before its folder goes
 
 
 def database_url(admin: str, name: str) -> str:

@@ -1,5 +1,6 @@
 """Tiny builders for tests: settings, a running app, packet bodies, auth headers."""
 
+import asyncio
 import base64
 import struct
 from collections.abc import AsyncIterator
@@ -40,6 +41,16 @@ async def running_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         ) as client,
     ):
         yield client
+
+
+async def wait_until_ready(client: httpx.AsyncClient, within: float = 10.0) -> httpx.Response:
+    """GET /readyz until it answers 200 (background tasks start right after the app)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        ready = await client.get("/readyz")
+        if ready.status_code == 200 or asyncio.get_running_loop().time() > deadline:
+            return ready
+        await asyncio.sleep(0.05)
 
 
 def pcm16(*samples: int) -> bytes:

@@ -36,7 +36,10 @@ async def served(settings: Settings, *, send_buffer: int | None = None) -> Async
     the block ends. `send_buffer` shrinks the kernel's send buffer of every connection (they
     inherit it from the listening socket), so a client that stops reading backs up quickly."""
     app = create_app(settings)
-    listening = socket.socket()
+    # Named TCP explicitly: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # protocol says TCP, and a default socket() says 0: every answer then waited ~40 ms for
+    # the client's delayed ACK.
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if send_buffer is not None:
         listening.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
@@ -46,7 +49,7 @@ async def served(settings: Settings, *, send_buffer: int | None = None) -> Async
     config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=60)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[listening]))
-    while not (server.started and app.state.resources.hub.listener_connections):
+    while not (server.started and app.state.process.hub.listener_connections):
         if task.done():
             task.result()
         await asyncio.sleep(0.01)

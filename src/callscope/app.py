@@ -1,34 +1,25 @@
-"""create_app(settings): routes, error rendering and the lifespan that owns process resources."""
+"""create_app(settings): routes, error rendering, and a lifespan that opens the process."""
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import structlog
 from fastapi import FastAPI
 
 from callscope import __version__
+from callscope.ai.ports import AIProvider
 from callscope.api import health
-from callscope.api.body_limit import BodySizeLimit
+from callscope.api.bodies import JsonBodies
 from callscope.api.ingest_fast_path import IngestFastPath
+from callscope.api.openapi import install_openapi
 from callscope.api.problems import install_error_handlers
-from callscope.api.v1 import calls, stream
+from callscope.api.request_context import RequestContext
+from callscope.api.request_spans import RequestSpans
+from callscope.api.v1 import calls, media, stream
 from callscope.auth.tokens import TokenChecker
-from callscope.calls.processing import ProcessingService
-from callscope.calls.service import CallService
-from callscope.calls.sweeper import sweep_idle_calls
-from callscope.db.engine import create_engine, create_ingest_pool, create_session_factory
-from callscope.db.migrate import head_revision
-from callscope.ingest.committer import GroupCommitter
+from callscope.process import open_process
 from callscope.realtime import ws
-from callscope.realtime.bridge import EVENTS_CHANNEL, PROGRESS_CHANNEL, PgListener
-from callscope.realtime.hub import Hub
-from callscope.realtime.repository import LiveRepository
-from callscope.resources import Resources
-from callscope.settings import Settings, asyncpg_dsn
+from callscope.settings import Settings
 from callscope.web import routes as web
-
-log = structlog.get_logger(__name__)
 
 DESCRIPTION = """
 callscope stores live call audio packets durably in PostgreSQL, tracks every call through
@@ -39,9 +30,12 @@ calls; supervisor tokens read calls. Every error is `application/problem+json` (
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The ASGI app for these settings; `settings.database_url` must be set."""
-    database_url = settings.require_database_url()
+def create_app(
+    settings: Settings, *, worker: bool = False, provider: AIProvider | None = None
+) -> FastAPI:
+    """The ASGI app for these settings (`settings.database_url` must be set); with `worker`,
+    the same process also runs the AI worker (`callscope run`), with `provider` if given."""
+    settings.require_database_url()
     tokens = TokenChecker(
         ingest=[t.get_secret_value() for t in settings.ingest_tokens],
         supervisor=[t.get_secret_value() for t in settings.supervisor_tokens],
@@ -50,68 +44,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(database_url, pool_size=settings.db_pool_size)
-        pool = await create_ingest_pool(database_url, size=settings.ingest_flushers)
-        committer = GroupCommitter(
-            pool,
-            batch_max=settings.ingest_batch_max,
-            queue_limit=settings.ingest_queue_limit,
-            flushers=settings.ingest_flushers,
-            default_format=settings.default_audio_format,
-        )
-        session_factory = create_session_factory(engine)
-        call_service = CallService(session_factory)
-        live = LiveRepository(engine)
-        hub = Hub(
-            live,
-            max_queued=settings.live_queue_size,
-            progress_interval=settings.live_progress_interval,
-        )
-        resources = Resources(
-            settings=settings,
-            engine=engine,
-            committer=committer,
-            calls=call_service,
-            processing=ProcessingService(session_factory, max_attempts=settings.ai_max_attempts),
-            tokens=tokens,
-            hub=hub,
-            live=live,
-            head_revision=head_revision(),
-        )
-        app.state.resources = resources
-        committer.start()
-        stop = asyncio.Event()
-        listener = PgListener(
-            asyncpg_dsn(database_url),
-            channels={EVENTS_CHANNEL: hub.on_event, PROGRESS_CHANNEL: hub.on_progress},
-            on_connected=hub.on_listener_connected,
-        )
-        background = [
-            asyncio.create_task(
-                sweep_idle_calls(
-                    call_service,
-                    idle_seconds=settings.call_idle_timeout,
-                    interval=settings.sweep_interval,
-                    stop=stop,
-                ),
-                name="idle-sweeper",
-            ),
-            asyncio.create_task(listener.run(stop), name="live-listener"),
-            asyncio.create_task(hub.run(stop), name="live-hub"),
-        ]
-        try:
+        async with open_process(settings, api=True, worker=worker, provider=provider) as process:
+            app.state.process = process
             yield
-        finally:
-            resources.draining = True
-            stop.set()
-            for task, outcome in zip(
-                background, await asyncio.gather(*background, return_exceptions=True), strict=True
-            ):
-                if isinstance(outcome, BaseException):
-                    log.error("background_task_failed", task=task.get_name(), error=repr(outcome))
-            await committer.close()
-            await pool.close()
-            await engine.dispose()
 
     app = FastAPI(
         title="callscope",
@@ -119,13 +54,22 @@ def create_app(settings: Settings) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
+        # callscope makes its own request spans (api/request_spans.py) and metrics: FastAPI's
+        # native OpenTelemetry would add a second server span to each request once a global
+        # provider is set, and its per-request check of the global providers costs ~2.5 µs.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.state.tokens = tokens
     install_error_handlers(app)
+    install_openapi(app, settings)
     app.include_router(health.router)
     app.include_router(stream.router, prefix="/v1")
     app.include_router(calls.router, prefix="/v1")
+    app.include_router(media.router)
     app.include_router(ws.router)
     web.install(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(IngestFastPath)  # added last: runs first
+    app.add_middleware(JsonBodies, max_bytes=settings.max_body_bytes)
+    app.add_middleware(IngestFastPath)
+    app.add_middleware(RequestContext)
+    app.add_middleware(RequestSpans)  # added last: runs first
     return app

@@ -8,7 +8,7 @@ class ServiceError(Exception):
 
     code: ClassVar[str] = "internal_error"
     status: ClassVar[int] = 500
-    headers: ClassVar[tuple[tuple[str, str], ...]] = ()
+    headers: tuple[tuple[str, str], ...] = ()  # per class, or per error (RangeNotSatisfiable)
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -18,6 +18,11 @@ class ServiceError(Exception):
 
 class CallNotFound(ServiceError):
     code = "call_not_found"
+    status = 404
+
+
+class TrackNotFound(ServiceError):
+    code = "track_not_found"
     status = 404
 
 
@@ -37,7 +42,17 @@ class PacketConflict(ServiceError):
 
 
 class PacketSizeInvalid(ServiceError):
+    """Valid on its own, but not whole samples of the format its call declared."""
+
     code = "packet_size_invalid"
+    status = 409
+
+
+class SequenceOutOfRange(ServiceError):
+    """A sequence further ahead of its track's highest (0 for a new one) than
+    CALLSCOPE_MAX_SEQUENCE_JUMP: nothing was stored."""
+
+    code = "sequence_out_of_range"
     status = 422
 
 
@@ -47,8 +62,28 @@ class AudioFormatInvalid(ServiceError):
 
 
 class CallAudioTooLong(ServiceError):
+    """The call's sequences claim more audio than one file may hold."""
+
     code = "call_audio_too_long"
-    status = 422
+    status = 409
+
+
+class AudioPruned(ServiceError):
+    """The call's packets were dropped by the audio retention (CALLSCOPE_RETAIN_AUDIO_DAYS)."""
+
+    code = "audio_pruned"
+    status = 410
+
+
+class RangeNotSatisfiable(ServiceError):
+    """A byte range that starts past the end of the file; says the file's size."""
+
+    code = "range_not_satisfiable"
+    status = 416
+
+    def __init__(self, detail: str, *, size: int) -> None:
+        super().__init__(detail, size=size)
+        self.headers = (("Content-Range", f"bytes */{size}"),)
 
 
 class CallFormatConflict(ServiceError):
@@ -87,6 +122,11 @@ class Forbidden(ServiceError):
 class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
     status = 413
+
+
+class UnsupportedMediaType(ServiceError):
+    code = "unsupported_media_type"
+    status = 415
 
 
 class PacketTooLarge(ServiceError):

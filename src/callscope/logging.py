@@ -6,18 +6,24 @@ import sys
 
 import structlog
 
+from callscope import tracing
+
 _QUERY_TOKEN = re.compile(r"(\btoken=)[^&\s\"']+")
 
 
 def configure_logging(*, level: str, json_lines: bool) -> None:
+    # Plain tracebacks: a pretty one with local variables could print a token or audio.
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json_lines
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -27,6 +33,15 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def add_trace_id(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """`trace_id` of the span current when the line is written (tracing on only)."""
+    if tracing.enabled() and (trace_id := tracing.trace_id_of_current_span()) is not None:
+        event_dict.setdefault("trace_id", trace_id)
+    return event_dict
 
 
 class RedactQueryTokens(logging.Filter):

@@ -28,13 +28,20 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 @contextmanager
 def callscope_process(
-    args: list[str], env: dict[str, str], cwd: Path, log: Path
+    args: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    log: Path,
+    *,
+    stop_signal: signal.Signals = signal.SIGTERM,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Run `python -m callscope ARGS`; on exit send SIGTERM and require a clean stop."""
+    """Run `python -m callscope ARGS`; on exit send `stop_signal` (SIGINT is Ctrl-C) and
+    require a clean stop. Without a CALLSCOPE_DRAIN_SECONDS of its own, the process does not
+    wait for load balancers on SIGTERM (there are none)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "callscope", *args],
-            env=env,
+            env={"CALLSCOPE_DRAIN_SECONDS": "0", **env},
             cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -43,7 +50,7 @@ def callscope_process(
             yield process
         finally:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                process.send_signal(stop_signal)
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:

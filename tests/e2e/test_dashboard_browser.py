@@ -12,11 +12,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, Request, async_playwright, expect
+from websockets.asyncio.client import connect
 
 from callscope.ai.factory import flaky_mock
+from callscope.calls.vocabulary import Track
+from callscope.ingest.native import binary_frame
 from callscope.settings import Settings
-from tests.factories import INGEST, SUPERVISOR, SUPERVISOR_TOKEN, packet_body
+from tests.factories import INGEST, SUPERVISOR, SUPERVISOR_TOKEN, audio, packet_body
 from tests.integration.ai_helpers import FAST_AI, worker_running
 from tests.live import served
 
@@ -30,6 +33,7 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",  # the call view's players start on a click
 ]
 
 
@@ -108,8 +112,9 @@ async def test_dashboard_shows_a_call_appear_and_change_state(
         await expect(row.locator("td").nth(7)).to_have_text(
             f"{sentiment['label']} {sentiment['score']:.2f}"
         )
-        await expect(page.locator("#d-transcript")).to_have_text(
-            transcript.json()["ai"]["transcript"]["text"]
+        segments = transcript.json()["ai"]["transcript"]["segments"]
+        await expect(page.locator("#d-transcript .segment")).to_have_text(
+            [f"Caller: {segment['text']}" for segment in segments]  # speaker-labelled lines
         )
         await expect(page.locator("#d-history")).to_contain_text("call.archived")
 
@@ -139,4 +144,92 @@ async def test_dashboard_refuses_a_wrong_token_and_asks_again(
         await expect(page.get_by_label("Supervisor token")).to_be_visible()
         await expect(page.locator("#main")).to_be_hidden()
         assert await page.evaluate("localStorage.getItem('callscope.supervisorToken')") is None
+    assert errors == []
+
+
+async def two_sided_call(
+    server_http: str, ws: str, call_id: str, *, agent_frames: int, dropped: range = range(0)
+) -> None:
+    """2 s of caller audio (100 packets of 20 ms) over HTTP, without the packets `dropped`,
+    and `agent_frames` of agent audio over callscope's stream, whose `end` completes the
+    call."""
+    async with httpx.AsyncClient(base_url=server_http) as http:
+        for sequence in (n for n in range(1, 101) if n not in dropped):
+            response = await http.post(
+                f"/v1/call/stream/{call_id}", json=packet_body(sequence), headers=INGEST
+            )
+            assert response.status_code == 202
+    async with connect(f"{ws}/v1/calls/{call_id}/media", additional_headers=INGEST) as socket:
+        for sequence in range(1, agent_frames + 1):
+            await socket.send(binary_frame(Track.outbound, sequence, 1.0, audio(sequence)))
+        await socket.send('{"type": "end", "final_sequences": {"inbound": 100}}')
+        async for message in socket:
+            if '"ended"' in str(message):
+                break
+
+
+async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropped(
+    browser: Browser, settings: Settings
+) -> None:
+    errors: list[str] = []
+    audio_requests: list[Request] = []
+    async with served(settings) as server:
+        await two_sided_call(
+            server.http, server.ws, "listen-1", agent_frames=100, dropped=range(41, 51)
+        )
+        ai = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.0})
+        page = await _new_page(browser, errors)
+        page.on("request", lambda r: audio_requests.append(r) if "/audio" in r.url else None)
+        await page.goto(f"{server.http}/dashboard")
+        await page.get_by_label("Supervisor token").fill(SUPERVISOR_TOKEN)
+        await page.get_by_role("button", name="Connect").click()
+        row = page.locator('tr[data-call-id="listen-1"]')
+        async with worker_running(ai, flaky_mock(ai)):
+            await expect(row.locator(".badge")).to_have_text("Archived", timeout=30_000)
+        await row.click()
+
+        # The strip: one lane per track; the caller's has one gap, 40 % in, 10 % wide.
+        caller = page.locator('#d-timeline .lane-row[data-track="inbound"]')
+        agent = page.locator('#d-timeline .lane-row[data-track="outbound"]')
+        gap = caller.locator(".gap")
+        await expect(gap).to_have_count(1)
+        await expect(gap).to_have_attribute("data-first", "41")
+        await expect(gap).to_have_attribute("data-last", "50")
+        await expect(agent.locator(".gap")).to_have_count(0)
+        lane = await caller.locator(".lane").bounding_box()
+        hole = await gap.bounding_box()
+        assert lane is not None
+        assert hole is not None
+        assert abs((hole["x"] - lane["x"]) / lane["width"] - 0.40) < 0.01
+        assert abs(hole["width"] / lane["width"] - 0.10) < 0.01
+        # The mock transcribes one segment per second of each track.
+        await expect(caller.locator(".seg")).to_have_count(2)
+        await expect(agent.locator(".seg")).to_have_count(2)
+
+        # A player per track, loaded with the token in a header, never in the URL.
+        players = page.locator("#d-players audio")
+        await expect(players).to_have_count(2)
+        for track in ("inbound", "outbound"):
+            await page.wait_for_function(
+                "(track) => document.querySelector(`#d-players audio[data-track=${track}]`)"
+                ".readyState >= HTMLMediaElement.HAVE_FUTURE_DATA",  # `canplay` has fired
+                arg=track,
+            )
+        assert len(audio_requests) == 2
+        for request in audio_requests:
+            assert "token" not in request.url
+            assert request.headers["authorization"] == f"Bearer {SUPERVISOR_TOKEN}"
+
+        # Clicking the caller's second segment plays the caller's track from 1 s.
+        await caller.locator(".seg").nth(1).click()
+        await page.wait_for_function(
+            "() => { const a = document.querySelector('#d-players audio[data-track=inbound]');"
+            " return !a.paused && a.currentTime > 1.0; }"
+        )
+        assert await page.evaluate(
+            "document.querySelector('#d-players audio[data-track=outbound]').paused"
+        )
+        await expect(caller.locator(".playhead")).to_be_visible()
+        OUTPUT.mkdir(exist_ok=True)
+        await page.screenshot(path=OUTPUT / "dashboard-listen.png", full_page=True)
     assert errors == []

@@ -25,6 +25,7 @@ def _replicas(db_url: str, tmp_path: Path, count: int) -> Iterator[list[int]]:
         CALLSCOPE_DATABASE_URL=db_url,
         CALLSCOPE_INGEST_TOKENS="pbx",
         CALLSCOPE_SUPERVISOR_TOKENS=SUPERVISOR_SECRET,
+        CALLSCOPE_AI_PROVIDER="mock",  # `run` would load Whisper for these tone calls
         CALLSCOPE_AI_LATENCY_MIN="0",
         CALLSCOPE_AI_LATENCY_MAX="0.01",
         CALLSCOPE_AI_FAILURE_RATE="0.3",

@@ -9,7 +9,7 @@ import asyncpg
 import httpx
 
 from callscope.ai.ports import AIProvider
-from callscope.jobs.worker import run_worker
+from callscope.process import open_process
 from callscope.settings import Settings
 from tests.factories import INGEST, post_packet
 
@@ -19,7 +19,9 @@ FAST_AI = {
     "ai_inline_wait": 0.001,
     "ai_retry_base": 0.02,
     "ai_retry_cap": 0.1,
+    "ai_breaker_open": 0.05,
     "worker_heartbeat_timeout": 2.0,
+    "worker_poll_interval": 0.1,
 }
 
 
@@ -27,21 +29,22 @@ FAST_AI = {
 async def worker_running(
     settings: Settings, provider: AIProvider | None = None
 ) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop, provider=provider))
-    try:
+    async with open_process(settings, api=False, worker=True, provider=provider):
         yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def make_completed_calls(client: httpx.AsyncClient, call_ids: Iterable[str]) -> None:
-    for call_id in call_ids:
-        for sequence in (1, 2, 3):
-            assert (await post_packet(client, call_id, sequence)).status_code == 202
-        response = await client.post(f"/v1/calls/{call_id}/complete", headers=INGEST)
-        assert response.status_code == 200
+    """Three packets each, then complete; calls side by side, as a PBX sends them."""
+    limit = asyncio.Semaphore(8)
+
+    async def one(call_id: str) -> None:
+        async with limit:
+            for sequence in (1, 2, 3):
+                assert (await post_packet(client, call_id, sequence)).status_code == 202
+            response = await client.post(f"/v1/calls/{call_id}/complete", headers=INGEST)
+            assert response.status_code == 200
+
+    await asyncio.gather(*(one(call_id) for call_id in call_ids))
 
 
 async def wait_for_states(

@@ -5,6 +5,7 @@ import json
 
 import asyncpg
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
 from callscope.ai.errors import ProviderUnavailable
@@ -28,13 +29,14 @@ async def test_flaky_provider_eventually_archives_every_call(
         update={**FAST_AI, "ai_failure_rate": 0.25, "ai_seed": 7, "ai_max_attempts": 30}
     )
     provider = flaky_mock(ai)
-    call_ids = [f"ai-{n:03d}" for n in range(100)]
+    calls = 50
+    call_ids = [f"ai-{n:03d}" for n in range(calls)]
     await make_completed_calls(client, call_ids)
     async with worker_running(ai, provider):
-        await wait_for_states(db, {"ARCHIVED", "FAILED"}, count=100)
-    assert await db.fetchval("SELECT count(*) FROM calls WHERE state = 'ARCHIVED'") == 100
-    assert await db.fetchval("SELECT count(*) FROM transcripts") == 100
-    assert await db.fetchval("SELECT count(*) FROM sentiments") == 100
+        await wait_for_states(db, {"ARCHIVED", "FAILED"}, count=calls)
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE state = 'ARCHIVED'") == calls
+    assert await db.fetchval("SELECT count(*) FROM transcripts") == calls
+    assert await db.fetchval("SELECT count(*) FROM sentiments") == calls
     failed = await db.fetchval("SELECT count(*) FROM ai_attempts WHERE outcome = 'failed'")
     assert provider.failures_injected > 0
     assert failed == provider.failures_injected
@@ -42,9 +44,9 @@ async def test_flaky_provider_eventually_archives_every_call(
         "SELECT call_id, count(*) FILTER (WHERE outcome = 'ok') AS ok, count(*) AS total "
         "FROM ai_attempts GROUP BY call_id"
     )
-    assert len(per_call) == 100
+    assert len(per_call) == calls
     assert all(row["ok"] == 2 for row in per_call)
-    assert sum(row["total"] for row in per_call) == 200 + provider.failures_injected
+    assert sum(row["total"] for row in per_call) == 2 * calls + provider.failures_injected
     transitions = await db.fetch(
         "SELECT call_id, count(*) AS n FROM call_events WHERE type = 'call.state_changed' "
         "GROUP BY call_id"
@@ -97,14 +99,16 @@ async def test_retry_of_a_call_that_is_not_failed_is_409(
     assert (await client.post("/v1/calls/nobody/retry", headers=SUPERVISOR)).status_code == 404
 
 
+@pytest.mark.slow  # every failure goes back to the queue: dozens of real re-queues
 async def test_a_transcript_survives_a_failed_sentiment_step(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    # No quick retries: every failure sends the job back to the queue, so a later run must
-    # find the transcript of an earlier one and not transcribe again.
+    # The backoff policy with no quick retries: every failure sends the job back to the queue,
+    # so a later run must find the transcript of an earlier one and not transcribe again.
     ai = settings.model_copy(
         update={
             **FAST_AI,
+            "ai_retry_policy": "backoff",
             "ai_failure_rate": 0.5,
             "ai_seed": 3,
             "ai_inline_retries": 0,

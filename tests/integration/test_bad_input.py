@@ -180,5 +180,6 @@ async def test_body_that_is_not_json_is_refused(
         content=b"sequence=1",
         headers={**INGEST, "content-type": "text/plain"},
     )
-    assert response.status_code == 422
+    assert response.status_code == 415
+    assert response.json()["code"] == "unsupported_media_type"
     assert await db.fetchval("SELECT count(*) FROM calls") == 0

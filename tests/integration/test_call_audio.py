@@ -100,10 +100,10 @@ async def test_packets_must_hold_whole_samples_of_the_calls_format(
     response = await post_raw(
         client, "/v1/call/stream/pcm", odd, headers=JSON_INGEST, chunked=chunked
     )
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert response.json()["code"] == "packet_size_invalid", response.text
     assert await db.fetchval("SELECT count(*) FROM packets") == 0
-    assert await db.fetchval("SELECT packets_received FROM calls") == 0
+    assert await db.fetchval("SELECT count(*) FROM call_tracks") == 0
     even = json.dumps(packet_body(1, b"\x01\x02\x03\x04")).encode()
     response = await post_raw(
         client, "/v1/call/stream/pcm", even, headers=JSON_INGEST, chunked=chunked
@@ -174,9 +174,14 @@ async def test_a_recording_streamed_as_mulaw_comes_back_with_its_gap_silent(
 async def test_audio_too_long_to_reassemble_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post("/v1/call/stream/huge", json=packet_body(1), headers=INGEST)
     assert response.status_code == 202
-    await client.post("/v1/calls/huge/complete", json={"final_sequence": 2**62}, headers=INGEST)
+    completed = await client.post(
+        "/v1/calls/huge/complete",
+        json={"final_sequence": 10**6},
+        headers=INGEST,  # 5.5 h
+    )
+    assert completed.status_code == 200
     response = await client.get("/v1/calls/huge/audio", headers=SUPERVISOR)
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert response.json()["code"] == "call_audio_too_long"
 
 
@@ -186,3 +191,60 @@ async def test_metadata_with_a_nul_character_is_refused(
     response = await _declare(client, call_id="nul", metadata={"note": "a\u0000b"})
     assert response.status_code == 422
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+async def _wav_of_a_call(client: httpx.AsyncClient, call_id: str) -> bytes:
+    for sequence in (1, 2, 4):  # 3 lost: silence
+        body = packet_body(sequence, bytes(range(sequence, sequence + 160)))
+        await client.post(f"/v1/call/stream/{call_id}", json=body, headers=INGEST)
+    whole = await client.get(f"/v1/calls/{call_id}/audio", headers=SUPERVISOR)
+    assert whole.status_code == 200
+    assert whole.headers["accept-ranges"] == "bytes"
+    return whole.content
+
+
+@pytest.mark.parametrize(
+    ("header", "first", "last"),
+    [("bytes=44-99", 44, 99), ("bytes=1000-", 1000, None), ("bytes=-16", -16, None)],
+)
+async def test_a_byte_range_of_the_wav_is_served_206(
+    client: httpx.AsyncClient, header: str, first: int, last: int | None
+) -> None:
+    whole = await _wav_of_a_call(client, "ranged")
+    part = await client.get("/v1/calls/ranged/audio", headers={**SUPERVISOR, "Range": header})
+    assert part.status_code == 206
+    expected = whole[first : None if last is None else last + 1]
+    assert part.content == expected
+    start = first % len(whole)
+    assert (
+        part.headers["content-range"] == f"bytes {start}-{start + len(expected) - 1}/{len(whole)}"
+    )
+    assert part.headers["content-length"] == str(len(expected))
+    assert (part.headers["accept-ranges"], part.headers["content-type"]) == ("bytes", "audio/wav")
+
+
+async def test_a_range_past_the_end_of_the_wav_is_416_with_its_size(
+    client: httpx.AsyncClient,
+) -> None:
+    whole = await _wav_of_a_call(client, "short")
+    refused = await client.get(
+        "/v1/calls/short/audio", headers={**SUPERVISOR, "Range": f"bytes={len(whole)}-"}
+    )
+    assert refused.status_code == 416
+    assert refused.headers["content-range"] == f"bytes */{len(whole)}"
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "range_not_satisfiable"
+
+
+async def test_each_track_has_its_own_ranged_wav(client: httpx.AsyncClient) -> None:
+    await _wav_of_a_call(client, "one-side")
+    whole = await client.get("/v1/calls/one-side/audio?track=inbound", headers=SUPERVISOR)
+    part = await client.get(
+        "/v1/calls/one-side/audio?track=inbound", headers={**SUPERVISOR, "Range": "bytes=0-43"}
+    )
+    assert (part.status_code, part.content) == (206, whole.content[:44])
+    assert part.content.startswith(b"RIFF")
+    missing = await client.get(
+        "/v1/calls/one-side/audio?track=outbound", headers={**SUPERVISOR, "Range": "bytes=0-43"}
+    )
+    assert (missing.status_code, missing.json()["code"]) == (404, "track_not_found")

@@ -43,10 +43,11 @@ async def test_final_sequence_counts_trailing_missing_packets(client: httpx.Asyn
     response = await client.post(
         "/v1/calls/short/complete", json={"final_sequence": 7}, headers=INGEST
     )
-    packets = response.json()["packets"]
-    assert packets["final_sequence"] == 7
-    assert packets["missing"] == 4
-    assert packets["missing_ranges"] == [{"first": 3, "last": 3}, {"first": 5, "last": 7}]
+    (inbound,) = response.json()["tracks"]
+    assert inbound["track"] == "inbound"
+    assert inbound["final_sequence"] == 7
+    assert inbound["missing"] == response.json()["packets"]["missing"] == 4
+    assert inbound["missing_ranges"] == [{"first": 3, "last": 3}, {"first": 5, "last": 7}]
 
 
 async def test_concurrent_completes_write_one_event(

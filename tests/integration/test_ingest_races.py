@@ -2,20 +2,24 @@
 
 import asyncio
 import random
-from datetime import UTC, datetime
+import time
 
 import asyncpg
 import asyncpg.transaction
 import httpx
 import pytest
 
+from callscope.calls.vocabulary import Track
 from callscope.db.engine import create_ingest_pool
 from callscope.errors import CallNotAcceptingPackets
 from callscope.ingest.committer import GroupCommitter
-from callscope.ingest.packets import Packet, PacketStatus
+from callscope.ingest.packets import IngestPath, Packet, PacketStatus
 from callscope.settings import Settings, asyncpg_dsn
+from callscope.supervision import Supervisor
 from tests.factories import INGEST, SUPERVISOR, audio, post_packet, running_app
 from tests.integration.checks import assert_counters_match_packets
+
+HTTP = IngestPath.http
 
 
 async def test_two_simultaneous_first_packets_create_one_call(
@@ -63,7 +67,7 @@ async def test_one_hot_call_with_duplicates_in_random_order(
     stored = await db.fetch("SELECT sequence, data FROM packets WHERE call_id = 'hot'")
     assert sorted(row["sequence"] for row in stored) == list(range(1, 501))
     assert all(row["data"] == audio(row["sequence"]) for row in stored)
-    call = await db.fetchrow("SELECT * FROM calls WHERE call_id = 'hot'")
+    call = await db.fetchrow("SELECT * FROM call_tracks WHERE call_id = 'hot'")
     assert call is not None
     assert (call["packets_received"], call["packets_duplicate"], call["max_sequence"]) == (
         500,
@@ -80,6 +84,9 @@ async def test_one_hot_call_with_duplicates_in_random_order(
     assert detail["packets"]["late"] == late_acks
 
 
+CALLS = 100  # 20 packets each, 200 requests in flight at once, over two replicas
+
+
 async def test_many_calls_with_loss_and_duplicates(
     client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
@@ -87,7 +94,7 @@ async def test_many_calls_with_loss_and_duplicates(
     sends: list[tuple[str, int]] = []
     expected_missing: dict[str, int] = {}
     expected_duplicates: dict[str, int] = {}
-    for n in range(200):
+    for n in range(CALLS):
         call_id = f"call-{n:03d}"
         kept = [s for s in range(1, 21) if s == 20 or rng.random() >= 0.02]
         repeated = [s for s in kept if rng.random() < 0.03]
@@ -106,9 +113,9 @@ async def test_many_calls_with_loss_and_duplicates(
     assert sum(expected_missing.values()) > 0
     assert sum(expected_duplicates.values()) > 0
     rows = await db.fetch(
-        "SELECT call_id, packets_duplicate, max_sequence, packets_received FROM calls"
+        "SELECT call_id, packets_duplicate, max_sequence, packets_received FROM call_tracks"
     )
-    assert len(rows) == 200
+    assert len(rows) == CALLS
     for row in rows:
         call_id = row["call_id"]
         assert row["max_sequence"] == 20
@@ -116,7 +123,7 @@ async def test_many_calls_with_loss_and_duplicates(
         assert row["packets_duplicate"] == expected_duplicates[call_id], call_id
     await assert_counters_match_packets(db)
     listed = await client.get("/v1/calls", params={"limit": 500}, headers=SUPERVISOR)
-    missing_by_api = {c["call_id"]: c["packets_missing"] for c in listed.json()["items"]}
+    missing_by_api = {c["call_id"]: c["packets"]["missing"] for c in listed.json()["items"]}
     assert missing_by_api == expected_missing
 
 
@@ -180,7 +187,9 @@ async def test_twins_waiting_on_the_same_call_are_compared_byte_for_byte(
     responses = [await first, await second]
     assert {r.status_code for r in responses} == expected
     assert await db.fetchval("SELECT count(*) FROM packets WHERE sequence = 7") == 1
-    duplicates = await db.fetchval("SELECT packets_duplicate FROM calls WHERE call_id = 'twins'")
+    duplicates = await db.fetchval(
+        "SELECT packets_duplicate FROM call_tracks WHERE call_id = 'twins'"
+    )
     assert duplicates == (1 if second_data is None else 0)
     await assert_counters_match_packets(db)
 
@@ -188,22 +197,31 @@ async def test_twins_waiting_on_the_same_call_are_compared_byte_for_byte(
 async def test_packet_of_a_call_completed_while_its_batch_waited_is_refused(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection, db_url: str
 ) -> None:
-    """A batch waits (on another call's lock) while others create and complete call `fresh`;
+    """A batch waits (on another call's lock) while another replica completes call `fresh`;
     its packet for `fresh` must be refused, not stored into the completed call."""
     await post_packet(client, "busy", 1)
+    await post_packet(client, "fresh", 5)
     lock = await _hold_call_lock(db, "busy")
     pool = await create_ingest_pool(db_url, size=1)
     committer = GroupCommitter(
-        pool, batch_max=10, queue_limit=10, flushers=1, default_format=settings.default_audio_format
+        pool,
+        batch_max=10,
+        queue_limit=10,
+        default_format=settings.default_audio_format,
+        max_jump=settings.max_sequence_jump,
     )
-    now = datetime.now(UTC)
-    busy = asyncio.create_task(committer.submit("busy", Packet(2, audio(2), 1.0, now)))
-    fresh = asyncio.create_task(committer.submit("fresh", Packet(1, audio(1), 1.0, now)))
+    flushers = Supervisor()
+    now = time.time()
+    busy = asyncio.create_task(
+        committer.submit("busy", Packet(Track.inbound, 2, audio(2), 1.0, now), path=HTTP)
+    )
+    fresh = asyncio.create_task(
+        committer.submit("fresh", Packet(Track.inbound, 1, audio(1), 1.0, now), path=HTTP)
+    )
     await asyncio.sleep(0)  # both queued before the flusher starts: one batch
-    committer.start()
+    flushers.start("flusher", committer.flush_forever, cancel_at_stop=True)
     try:
         await _until_waiting_on_a_lock(db_url)
-        assert (await post_packet(client, "fresh", 5)).status_code == 202
         assert (await client.post("/v1/calls/fresh/complete", headers=INGEST)).status_code == 200
         await lock.commit()
         assert (await busy).status is PacketStatus.accepted
@@ -211,9 +229,31 @@ async def test_packet_of_a_call_completed_while_its_batch_waited_is_refused(
             await fresh
     finally:
         await committer.close()
+        await flushers.stop()
         await pool.close()
     stored = await db.fetch("SELECT sequence FROM packets WHERE call_id = 'fresh'")
     assert [r["sequence"] for r in stored] == [5]
+    await assert_counters_match_packets(db)
+
+
+async def test_a_call_created_by_a_waiting_batch_is_not_seen_half_made(
+    client: httpx.AsyncClient, replica_b: httpx.AsyncClient, db: asyncpg.Connection, db_url: str
+) -> None:
+    """A batch creates call `newborn`, then waits on another call's lock. The same packet for
+    `newborn` arriving on another replica waits for that batch instead of racing it: one copy
+    is accepted, the other is a duplicate, and the counters say so."""
+    await post_packet(client, "busy", 1)
+    lock = await _hold_call_lock(db, "busy")
+    batched = asyncio.gather(post_packet(client, "busy", 2), post_packet(client, "newborn", 1))
+    await _until_waiting_on_a_lock(db_url)
+    other = asyncio.create_task(post_packet(replica_b, "newborn", 1))
+    await _until_waiting_on_a_lock(db_url, sessions=2)
+    await lock.commit()
+    busy, first = await batched
+    second = await other
+    assert [busy.status_code, first.status_code, second.status_code] == [202, 202, 202]
+    assert [first.json()["status"], second.json()["status"]] == ["accepted", "duplicate"]
+    assert await db.fetchval("SELECT count(*) FROM call_events WHERE call_id = 'newborn'") == 1
     await assert_counters_match_packets(db)
 
 
@@ -231,7 +271,7 @@ async def test_same_first_packet_of_a_new_call_on_two_replicas_is_stored_once(
         assert sorted(r.json()["status"] for r in responses[:2]) == ["accepted", "duplicate"]
     assert await db.fetchval("SELECT count(*) FROM packets WHERE call_id LIKE 'resent-%'") == 20
     duplicates = await db.fetchval(
-        "SELECT sum(packets_duplicate) FROM calls WHERE call_id LIKE 'resent-%'"
+        "SELECT sum(packets_duplicate) FROM call_tracks WHERE call_id LIKE 'resent-%'"
     )
     assert duplicates == 20
     await assert_counters_match_packets(db)
@@ -247,4 +287,4 @@ async def test_late_flags_agree_with_the_late_counter_at_call_start(
             post_packet(client, call_id, 5), post_packet(replica_b, call_id, 3)
         )
         late_acks += sum(not r.json()["in_order"] for r in (high, low))
-    assert await db.fetchval("SELECT sum(packets_late) FROM calls") == late_acks
+    assert await db.fetchval("SELECT sum(packets_late) FROM call_tracks") == late_acks

@@ -62,7 +62,8 @@ async def test_same_packet_again_is_a_duplicate_stored_once(
     assert again.status_code == 202
     assert again.json()["status"] == "duplicate"
     assert await db.fetchval("SELECT count(*) FROM packets WHERE call_id = 'dup'") == 1
-    assert await db.fetchval("SELECT packets_duplicate FROM calls WHERE call_id = 'dup'") == 1
+    duplicates = "SELECT packets_duplicate FROM call_tracks WHERE call_id = 'dup'"
+    assert await db.fetchval(duplicates) == 1
 
 
 async def test_same_sequence_with_other_data_conflicts_and_changes_nothing(
@@ -90,7 +91,7 @@ async def test_late_packet_is_counted_and_fills_its_hole(
     call = (await client.get("/v1/calls/late", headers=SUPERVISOR)).json()
     assert call["packets"]["late"] == 1
     assert call["packets"]["missing"] == 1
-    assert call["packets"]["missing_ranges"] == [{"first": 3, "last": 3}]
+    assert call["tracks"][0]["missing_ranges"] == [{"first": 3, "last": 3}]
 
 
 async def test_sequence_zero_is_accepted(client: httpx.AsyncClient, post_packet: Post) -> None:
@@ -111,6 +112,7 @@ async def test_a_gap_logs_one_structured_warning(
             "event": "packet_gap_detected",
             "log_level": "warning",
             "call_id": "gappy",
+            "track": "inbound",
             "first_missing": 2,
             "last_missing": 4,
         }

@@ -79,9 +79,10 @@ async def test_snapshot_then_a_calls_whole_life_in_order(
     assert {a["step"] for a in attempts} == {"transcribe", "sentiment"}
     assert all(set(a) >= {"attempt", "step", "outcome", "error"} for a in attempts)
     archived = life[[m["type"] for m in life].index("call.archived")]["data"]
-    stored_sentiment = await db.fetchrow("SELECT label, score FROM sentiments")
+    stored_sentiment = await db.fetchrow("SELECT label, score, trend FROM sentiments")
     assert stored_sentiment is not None
-    assert archived["sentiment"] == dict(stored_sentiment)
+    label, score, trend = stored_sentiment
+    assert archived["sentiment"] == {"label": label, "score": score, "trend": json.loads(trend)}
     assert archived["transcript"] == await db.fetchval("SELECT text FROM transcripts")
     assert all(m["event_id"] is None for m in client.events("call.progress"))
 
@@ -158,7 +159,7 @@ async def test_bad_tokens_close_before_anything_is_sent(
             await client.connection.wait_closed()
         assert client.connection.close_code == code
         assert client.messages == []
-        assert server.app.state.resources.hub.subscribers == frozenset()
+        assert server.app.state.process.hub.subscribers == frozenset()
 
 
 async def test_a_supervisor_token_in_the_header_is_accepted(settings: Settings) -> None:

@@ -10,14 +10,30 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from callscope.calls import models  # noqa: F401 - registers the tables
 from callscope.db.base import Base
 from callscope.settings import Settings, sqlalchemy_url
-from tests.factories import INGEST, SUPERVISOR, make_settings, post_packet, running_app
+from tests.factories import (
+    INGEST,
+    SUPERVISOR,
+    make_settings,
+    post_packet,
+    running_app,
+    wait_until_ready,
+)
 
 
 async def test_liveness_and_readiness(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
-    ready = await client.get("/readyz")
+    ready = await wait_until_ready(client)
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+    assert set(ready.json()["tasks"]) == {
+        "ingest-flusher-0",
+        "ingest-flusher-1",
+        "live-listener",
+        "live-events",
+        "live-progress",
+        "idle-sweeper",
+        "calls-gauge",
+    }
 
 
 async def test_unreachable_database_is_not_ready_and_ingest_says_503() -> None:

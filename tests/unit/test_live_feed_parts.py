@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from callscope.calls.read_model import AiSummary, CallProgress, CallSummary, PacketCounts
+from callscope.calls.states import CallState
 from callscope.realtime.coalesce import ProgressCoalescer
-from callscope.realtime.events import (
+from callscope.realtime.messages import (
     Outgoing,
     event_message,
-    progress_entry,
     progress_message,
     snapshot_message,
     utc_iso,
@@ -57,19 +58,37 @@ def test_a_notify_payload_time_in_another_zone_becomes_utc() -> None:
     assert json.loads(event_message(_row(created_at=paris)).text)["time"] == utc_iso(AT)
 
 
+def _counts(received: int) -> PacketCounts:
+    return PacketCounts(received=received, duplicates=0, late=0, missing=0)
+
+
 def test_progress_carries_many_calls_and_no_event_id() -> None:
-    call = {"call_id": "c-1", "state": "IN_PROGRESS", "packets": {"received": 3}}
-    message = progress_message([progress_entry(call)], AT)
+    message = progress_message([CallProgress(call_id="c-1", packets=_counts(3), tracks=[])], AT)
     assert (message.event_id, message.call_id) == (None, None)
     body = json.loads(message.text)
     assert body["type"] == "call.progress"
-    assert body["data"] == {"calls": [{"call_id": "c-1", "packets": {"received": 3}}]}
+    assert body["data"] == {
+        "calls": [
+            {
+                "call_id": "c-1",
+                "packets": {"received": 3, "duplicates": 0, "late": 0, "missing": 0},
+                "tracks": [],
+            }
+        ]
+    }
 
 
 def test_snapshot_encodes_datetimes() -> None:
-    text = snapshot_message(
-        [{"call_id": "c", "created_at": AT}], last_event_id=4, reason="x", truncated=False
+    call = CallSummary(
+        call_id="c",
+        state=CallState.IN_PROGRESS,
+        created_at=AT,
+        updated_at=AT,
+        packets=_counts(0),
+        tracks=[],
+        ai=AiSummary(attempts_used=0, last_error=None, sentiment=None),
     )
+    text = snapshot_message([call], last_event_id=4, reason="x", truncated=False)
     assert json.loads(text)["calls"][0]["created_at"] == "2026-11-28T17:00:00.123456Z"
 
 
@@ -98,7 +117,7 @@ def test_coalescer_keeps_the_earliest_unnamed_batch_and_restores_a_failed_take()
 
 
 def _message(event_id: int | None, call_id: str = "c-1") -> Outgoing:
-    return Outgoing(event_id=event_id, call_id=call_id, text=str(event_id))
+    return Outgoing(event_id=event_id, call_id=call_id, text=str(event_id), type="call.created")
 
 
 async def test_subscriber_hands_out_messages_in_order() -> None:
@@ -152,8 +171,8 @@ async def test_next_times_out_cleanly_when_nothing_comes() -> None:
     assert await subscriber.next() == _message(1)
 
 
-def _progress(call_id: str, received: int) -> dict[str, object]:
-    return {"call_id": call_id, "packets": {"received": received}}
+def _progress(call_id: str, received: int) -> CallProgress:
+    return CallProgress(call_id=call_id, packets=_counts(received), tracks=[])
 
 
 async def test_progress_keeps_only_the_latest_per_call_and_never_overflows() -> None:
@@ -165,7 +184,8 @@ async def test_progress_keeps_only_the_latest_per_call_and_never_overflows() -> 
     assert await subscriber.next() == _message(1)  # events go first
     progress = await subscriber.next()
     assert isinstance(progress, Outgoing)
-    assert json.loads(progress.text)["data"]["calls"] == [_progress("a", 99), _progress("b", 99)]
+    expected = [_progress("a", 99).model_dump(), _progress("b", 99).model_dump()]
+    assert json.loads(progress.text)["data"]["calls"] == expected
     assert subscriber.queued == (0, 0)
 
 

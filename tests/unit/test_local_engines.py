@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from benchmarks.eval_set.scoring import word_errors
 
 from callscope.ai.local import (
     PINNED_MODEL_SHA256,
@@ -12,7 +13,6 @@ from callscope.ai.local import (
     verify_model,
 )
 from callscope.ai.ports import Segment, SentimentLabel, Transcript
-from tests.wer import word_errors
 
 
 def test_the_packaged_model_is_the_pinned_one() -> None:
@@ -39,20 +39,21 @@ def _spoken(*sentences: str) -> Transcript:
 
 
 async def test_vader_labels_angry_happy_and_polite_calls() -> None:
-    vader = VaderAnalyzer(neutral_band=0.5)
+    vader = VaderAnalyzer(neutral_band=0.25)
     angry = await vader.analyze(_spoken("This is unacceptable.", "I am furious and I hate this."))
     happy = await vader.analyze(_spoken("Thank you so much, that is wonderful."))
     polite = await vader.analyze(_spoken("I would like to change my address."))
     assert angry.label == SentimentLabel.negative
     assert happy.label == SentimentLabel.positive
     assert polite.label == SentimentLabel.neutral
-    assert 0 < polite.score <= 0.5  # mildly positive ("like"), inside the neutral band
+    assert polite.score == 0.0  # "I would like to" is courtesy, not mood
     assert len(angry.trend) == 2
     assert all(score < 0 for score in angry.trend)
 
 
 def test_word_errors_ignore_case_punctuation_and_number_spelling() -> None:
+    # numbers count one word per digit: 2 5 dollars at 1 2 baker street
     assert word_errors(
         "Twenty-five dollars, at 12 Baker Street.", "twenty five Dollars at twelve baker street"
-    ) == (0, 7)
+    ) == (0, 8)
     assert word_errors("one two three", "one three four") == (2, 3)

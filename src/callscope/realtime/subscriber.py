@@ -13,9 +13,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-from callscope.realtime.events import Outgoing, progress_message
+from callscope.calls.read_model import CallProgress
+from callscope.realtime.messages import Outgoing, progress_message
 
 # A client that overflows this often is not slow for a moment but cannot keep up: every
 # resync costs a snapshot query and message, so the feed closes it instead (code 4408).
@@ -45,7 +46,7 @@ class Subscriber:
         self._clock = clock
         self._recent_overflows: deque[float] = deque(maxlen=OVERFLOWS_TOLERATED)
         self._queue: deque[Outgoing] = deque()
-        self._progress: dict[str, dict[str, Any]] = {}  # call id → latest progress entry
+        self._progress: dict[str, CallProgress] = {}  # call id → latest counts
         self._resync: Resync | None = None
         self._wakeup = asyncio.Event()
 
@@ -62,7 +63,7 @@ class Subscriber:
 
     def offer(self, message: Outgoing) -> None:
         """Queue an event for this client, or mark it for a resync when it is too far behind."""
-        if self.call_id is not None and message.call_id != self.call_id:
+        if self.call_id is not None and message.call_id not in (None, self.call_id):
             return
         if self._resync is not None:
             return  # the snapshot that is owed will carry it
@@ -74,13 +75,13 @@ class Subscriber:
         self._queue.append(message)
         self._wakeup.set()
 
-    def offer_progress(self, entries: list[dict[str, Any]]) -> None:
-        """Note the latest packet counts of these calls (see `events.progress_entry`)."""
+    def offer_progress(self, calls: list[CallProgress]) -> None:
+        """Note the latest packet counts of these calls."""
         if self._resync is not None:
             return
-        for entry in entries:
-            if self.call_id is None or entry["call_id"] == self.call_id:
-                self._progress[entry["call_id"]] = entry
+        for call in calls:
+            if self.call_id is None or call.call_id == self.call_id:
+                self._progress[call.call_id] = call
         if self._progress:
             self._wakeup.set()
 

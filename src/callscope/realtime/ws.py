@@ -8,36 +8,38 @@ snapshot; one that keeps falling behind is closed with 4408 (see `Subscriber`).
 import asyncio
 import contextlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from opentelemetry.util.types import AttributeValue
 from starlette.datastructures import QueryParams
 
-from callscope.auth.tokens import Role
-from callscope.calls.schemas import CALL_ID_PATTERN, MAX_CALL_ID_LENGTH
+from callscope import tracing
+from callscope.api import closes
+from callscope.auth.tokens import Role, TokenChecker
+from callscope.calls.ids import is_call_id
+from callscope.draining import GOING_AWAY_REASON
 from callscope.errors import Forbidden, NotAuthenticated
-from callscope.realtime.events import (
+from callscope.metrics import LIVE_CLOSED, LIVE_DELAY_SECONDS, LIVE_MESSAGES, LIVE_RESYNCS
+from callscope.process import Process
+from callscope.realtime.asyncapi import asyncapi_document
+from callscope.realtime.messages import (
+    Outgoing,
     event_message,
     live_message,
     ping_message,
-    progress_entry,
     progress_message,
     snapshot_message,
 )
 from callscope.realtime.subscriber import Resync, Subscriber
-from callscope.resources import Resources
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
 
-CLOSE_BAD_REQUEST: Final = 4400
-CLOSE_NOT_AUTHENTICATED: Final = 4401
-CLOSE_FORBIDDEN: Final = 4403
-CLOSE_TOO_SLOW: Final = 4408
-CLOSE_INTERNAL_ERROR: Final = 1011
 CLOSE_WAIT_S: Final = 5.0  # a close handshake with a client that does not answer ends here
 
 
@@ -56,52 +58,65 @@ class FeedParameters:
         call_id = query.get("call_id")
         if since is not None and not re.fullmatch(r"[0-9]{1,18}", since):
             raise FeedParametersInvalid("since must be an event id (a whole number ≥ 0)")
-        if call_id is not None and (
-            len(call_id) > MAX_CALL_ID_LENGTH or not re.fullmatch(CALL_ID_PATTERN, call_id)
-        ):
+        if call_id is not None and not is_call_id(call_id):
             raise FeedParametersInvalid("call_id is not a valid call id")
         return cls(since=int(since) if since is not None else None, call_id=call_id)
 
 
+@router.get("/asyncapi.json", include_in_schema=False)
+async def asyncapi() -> dict[str, Any]:
+    """The AsyncAPI 3 document of the WebSocket channels."""
+    return asyncapi_document()
+
+
 @router.websocket("/ws/supervisor")
 async def supervisor_feed(websocket: WebSocket) -> None:
-    resources: Resources = websocket.app.state.resources
+    process: Process = websocket.app.state.process
     await websocket.accept()
-    refusal = _refusal(resources, websocket)
+    refusal = _refusal(websocket)
     if refusal is not None:
-        await websocket.close(*refusal)
+        await _close(websocket, *refusal)
         return
     try:
         parameters = FeedParameters.parse(websocket.query_params)
     except FeedParametersInvalid as exc:
-        await websocket.close(CLOSE_BAD_REQUEST, str(exc))
+        await _close(websocket, closes.BAD_REQUEST, str(exc))
         return
-    subscriber = resources.hub.subscribe(call_id=parameters.call_id)
+    if process.sockets.closing:
+        await _close(websocket, closes.GOING_AWAY, GOING_AWAY_REASON)
+        return
+    subscriber = process.hub.subscribe(call_id=parameters.call_id)
+
+    async def close_for_shutdown() -> None:
+        await _close(websocket, closes.GOING_AWAY, GOING_AWAY_REASON)
+
     try:
-        await _serve(resources, websocket, subscriber, parameters.since)
+        with process.sockets.registered(close_for_shutdown):
+            await _serve(process, websocket, subscriber, parameters.since)
     finally:
-        resources.hub.unsubscribe(subscriber)
+        process.hub.unsubscribe(subscriber)
 
 
-def _refusal(resources: Resources, websocket: WebSocket) -> tuple[int, str] | None:
+def _refusal(websocket: WebSocket) -> tuple[int, str] | None:
+    tokens: TokenChecker = websocket.app.state.tokens
     token = websocket.query_params.get("token")
     try:
         if token is None:
-            resources.tokens.authorize(websocket.headers.get("authorization"), Role.supervisor)
+            tokens.authorize(websocket.headers.get("authorization"), Role.supervisor)
         else:
-            resources.tokens.authorize_token(token, Role.supervisor)
+            tokens.authorize_token(token, Role.supervisor)
     except NotAuthenticated as exc:
-        return CLOSE_NOT_AUTHENTICATED, str(exc)
+        return closes.NOT_AUTHENTICATED, str(exc)
     except Forbidden as exc:
-        return CLOSE_FORBIDDEN, str(exc)
+        return closes.FORBIDDEN, str(exc)
     return None
 
 
 async def _serve(
-    resources: Resources, websocket: WebSocket, subscriber: Subscriber, since: int | None
+    process: Process, websocket: WebSocket, subscriber: Subscriber, since: int | None
 ) -> None:
     """Send until the client leaves; reading is only how we notice that it left."""
-    sender = asyncio.create_task(_Feed(resources, websocket, subscriber).run(since))
+    sender = asyncio.create_task(_Feed(process, websocket, subscriber).run(since))
     reader = asyncio.create_task(_read_until_closed(websocket))
     try:
         await asyncio.wait([sender, reader], return_when=asyncio.FIRST_COMPLETED)
@@ -114,16 +129,25 @@ async def _serve(
 
 
 async def _read_until_closed(websocket: WebSocket) -> None:
-    while (await websocket.receive())["type"] != "websocket.disconnect":
+    while (message := await websocket.receive())["type"] != "websocket.disconnect":
         pass  # client messages carry nothing the feed needs
+    LIVE_CLOSED.labels(str(message.get("code", 1005))).inc()
+
+
+async def _close(websocket: WebSocket, code: int, reason: str) -> None:
+    """Close from our side (once the client has gone, closing fails quietly)."""
+    LIVE_CLOSED.labels(str(code)).inc()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(websocket.close(code, reason), CLOSE_WAIT_S)
 
 
 class _Feed:
     """The sending side of one supervisor's connection."""
 
-    def __init__(self, resources: Resources, websocket: WebSocket, subscriber: Subscriber):
-        self._live = resources.live
-        self._settings = resources.settings
+    def __init__(self, process: Process, websocket: WebSocket, subscriber: Subscriber):
+        self._live = process.live
+        self._hub = process.hub
+        self._settings = process.settings
         self._websocket = websocket
         self._subscriber = subscriber
 
@@ -136,7 +160,7 @@ class _Feed:
             raise
         except Exception:
             log.exception("live_feed_failed")
-            await self._close(CLOSE_INTERNAL_ERROR, "the feed failed; reconnect")
+            await self._close(closes.INTERNAL_ERROR, "the feed failed; reconnect")
 
     async def _feed(self, since: int | None) -> None:
         subscriber = self._subscriber
@@ -148,17 +172,30 @@ class _Feed:
             try:
                 item = await asyncio.wait_for(subscriber.next(), self._settings.live_ping_interval)
             except TimeoutError:
-                await self._send(ping_message(datetime.now(UTC)))
+                await self._send(ping_message(datetime.now(UTC)), "ping")
                 continue
             if isinstance(item, Resync):
                 if subscriber.cannot_keep_up:
-                    await self._close(CLOSE_TOO_SLOW, "the client cannot keep up with the feed")
+                    await self._close(closes.TOO_SLOW, "the client cannot keep up with the feed")
                     return
                 await self._snapshot(item.reason)
             elif item.event_id is None or item.event_id > subscriber.watermark:
-                await self._send(item.text)
+                await self._send_item(item)
 
-    async def _send(self, text: str) -> None:
+    async def _send_item(self, item: Outgoing) -> None:
+        """An event (its span and delay run from when it was written) or progress."""
+        if item.written_at is None:
+            await self._send(item.text, item.type)
+            return
+        attributes: dict[str, AttributeValue] = {
+            "callscope.event_id": item.event_id or 0,
+            "callscope.event": item.type,
+        }
+        with tracing.span("live.send", attributes=attributes, started_at=item.written_at):
+            await self._send(item.text, item.type)
+        LIVE_DELAY_SECONDS.observe(max(0.0, time.time() - item.written_at))
+
+    async def _send(self, text: str, kind: str) -> None:
         """One message. A connection that is gone, or a client that has not taken a message
         for `live_send_timeout` seconds (it stopped reading), ends the feed like a disconnect:
         the subscriber and its queue are released, whatever the socket still holds."""
@@ -168,10 +205,10 @@ class _Feed:
             )
         except (TimeoutError, RuntimeError, OSError) as exc:
             raise WebSocketDisconnect(code=1006) from exc
+        LIVE_MESSAGES.labels(kind).inc()
 
     async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._websocket.close(code, reason), CLOSE_WAIT_S)
+        await _close(self._websocket, code, reason)
 
     async def _snapshot(self, reason: str) -> None:
         snapshot = await self._live.snapshot(
@@ -186,8 +223,12 @@ class _Feed:
                 last_event_id=snapshot.last_event_id,
                 reason=reason,
                 truncated=snapshot.truncated,
-            )
+            ),
+            "snapshot",
         )
+        if reason != "connect":
+            LIVE_RESYNCS.labels(reason).inc()
+        await self._send_provider_health()
 
     async def _replay(self, since: int) -> None:
         """The events after `since`, or a snapshot when they cannot be replayed exactly."""
@@ -204,9 +245,16 @@ class _Feed:
             self._subscriber.resync("too_far_behind")
             return
         for row in replay.events:
-            await self._send(event_message(row).text)
+            message = event_message(row)
+            await self._send(message.text, message.type)
         if replay.calls:  # counts changed while away carry no event: bring them up to date
-            entries = [progress_entry(call) for call in replay.calls]
-            await self._send(progress_message(entries, datetime.now(UTC)).text)
+            progress = progress_message(replay.calls, datetime.now(UTC))
+            await self._send(progress.text, progress.type)
         self._subscriber.watermark = replay.last_event_id
-        await self._send(live_message(replay.last_event_id))
+        await self._send(live_message(replay.last_event_id), "live")
+        await self._send_provider_health()
+
+    async def _send_provider_health(self) -> None:
+        """After a snapshot or a replay: each worker that finds the AI provider degraded."""
+        for message in list(self._hub.degraded_providers.values()):
+            await self._send(message.text, message.type)

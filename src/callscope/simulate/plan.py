@@ -24,6 +24,12 @@ class CallPlan:
     last_sequence: int
     lost: frozenset[int]
 
+    @property
+    def lost_before_last_sent(self) -> int:
+        """Lost packets a receiver can know of without being told the last sequence."""
+        highest = max((send.sequence for send in self.sends), default=0)
+        return sum(1 for sequence in self.lost if sequence < highest)
+
 
 def frames_of(mulaw: bytes) -> list[bytes]:
     """μ-law audio cut into 20 ms packets (the last may be shorter)."""

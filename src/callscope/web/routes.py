@@ -11,7 +11,9 @@ STATIC: Final = Path(__file__).parent / "static"
 # The page loads only its own files and talks only to its own origin (API and WebSocket).
 HEADERS: Final = {
     "Cache-Control": "no-cache",
+    # media-src blob:: the call view plays audio it fetched with the token in a header.
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "media-src 'self' blob:; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",

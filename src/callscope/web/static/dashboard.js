@@ -11,7 +11,7 @@ const STATE_LABELS = {
 };
 const REFUSED = { 4401: "That token is not valid.", 4403: "That is not a supervisor token." };
 
-const calls = new Map();       // call_id → live call summary (see realtime/repository.py)
+const calls = new Map();       // call_id → call summary (CallSummary in /asyncapi.json)
 const rows = new Map();        // call_id → <tr>
 let lastEventId = null;        // resume point for ?since=
 let socket = null;
@@ -77,7 +77,10 @@ function handle(message) {
     case "call.progress":
       for (const entry of message.data.calls) {
         const call = calls.get(entry.call_id);
-        if (call) call.packets = entry.packets;  // unknown calls arrive with their snapshot
+        if (call) {  // unknown calls arrive with their snapshot
+          call.packets = entry.packets;
+          call.tracks = entry.tracks;
+        }
       }
       break;
     default:
@@ -96,8 +99,8 @@ function live() {
 function blankCall(id, at) {
   return {
     call_id: id, state: "IN_PROGRESS", created_at: at, updated_at: at,
-    packets: { received: 0, missing: 0, late: 0, duplicates: 0 },
-    ai: { attempts: 0, last_error: null }, sentiment: null,
+    packets: { received: 0, missing: 0, late: 0, duplicates: 0 }, tracks: [],
+    ai: { attempts_used: 0, last_error: null, sentiment: null },
   };
 }
 
@@ -108,14 +111,15 @@ function apply(event) {
   switch (event.type) {
     case "call.state_changed":
       call.state = data.to;
+      if (data.reason === "redrive") call.ai.attempts_used = 0;  // a fresh budget
       call.updated_at = event.time;
       break;
     case "call.ai_attempt":
-      call.ai.attempts = Math.max(call.ai.attempts, data.attempt);
+      call.ai.attempts_used = Math.max(call.ai.attempts_used, data.attempt);
       if (data.outcome && data.outcome !== "ok") call.ai.last_error = data.error;
       break;
     case "call.archived":
-      call.sentiment = data.sentiment;
+      call.ai.sentiment = data.sentiment;
       call.ai.last_error = null;
       break;
     case "call.failed":
@@ -170,17 +174,38 @@ function fillRow(row, call) {
   badge.textContent = STATE_LABELS[call.state] ?? call.state;
   row.dataset.state = call.state;
   cells[2].textContent = call.packets.received;
+  cells[2].title = perTrack(call.tracks, "received");
   cells[3].textContent = call.packets.missing;
+  cells[3].title = perTrack(call.tracks, "missing");
   cells[3].classList.toggle("warn", call.packets.missing > 0);
   cells[4].textContent = call.packets.late;
   cells[5].textContent = call.packets.duplicates;
-  cells[6].textContent = call.ai.attempts || "–";
+  cells[6].textContent = call.ai.attempts_used || "–";
   cells[6].title = call.ai.last_error ?? "";
-  const sentiment = call.sentiment;
-  cells[7].textContent = sentiment ? `${sentiment.label} ${sentiment.score.toFixed(2)}` : "–";
-  cells[7].className = sentiment ? `sentiment-${sentiment.label}` : "";
+  fillSentiment(cells[7], call.ai.sentiment);
   cells[8].textContent = clock(call.updated_at);
   row.classList.toggle("selected", call.call_id === selected);
+}
+
+// The headline sentiment as text, then its trend when known (snapshots and the read API carry
+// it); redrawn only when it changes.
+function fillSentiment(cell, sentiment) {
+  const text = sentiment ? `${sentiment.label} ${sentiment.score.toFixed(2)}` : "–";
+  const trend = JSON.stringify(sentiment?.trend ?? []);
+  if (cell.dataset.text === text && cell.dataset.trend === trend) return;
+  cell.dataset.text = text;
+  cell.dataset.trend = trend;
+  cell.className = sentiment ? `sentiment-${sentiment.label}` : "";
+  cell.replaceChildren(document.createTextNode(text));
+  const line = sentiment && sparkline(sentiment.trend, sentiment.label, null);
+  if (line) cell.appendChild(line);
+}
+
+const SPEAKERS = { inbound: "Caller", outbound: "Agent" };
+const SPEAKER_LABELS = { caller: "Caller", agent: "Agent" };
+
+function perTrack(tracks, count) {
+  return (tracks ?? []).map((t) => `${SPEAKERS[t.track] ?? t.track}: ${t[count]}`).join(" · ");
 }
 
 function renderTotals() {
@@ -203,11 +228,16 @@ function clock(iso) {
 
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
-  if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+  if (!response.ok) {
+    const problem = await response.json().catch(() => null);
+    throw new Error(problem?.errors?.[0]?.msg ?? problem?.detail
+      ?? `${response.status} ${response.statusText}`);
+  }
   return response.json();
 }
 
 function select(id) {
+  if (id !== selected) releasePlayers();
   selected = id;
   for (const [callId, row] of rows) row.classList.toggle("selected", callId === id);
   refreshDetails();
@@ -241,18 +271,27 @@ function renderDetails(call, history) {
   state.textContent = STATE_LABELS[call.state] ?? call.state;
   const sentiment = call.ai.sentiment;
   const sentimentCell = $("d-sentiment");
-  sentimentCell.textContent = sentiment ? `${sentiment.label} (${sentiment.score.toFixed(2)})` : "–";
+  sentimentCell.textContent = sentiment ? `${sentiment.label} (${sentiment.score.toFixed(2)})` +
+    (sentiment.speakers.length > 1
+      ? ` · ${sentiment.speakers.map((s) => `${s.speaker} ${s.label}`).join(", ")}` : "") : "–";
   sentimentCell.className = sentiment ? `sentiment-${sentiment.label}` : "";
-  const p = call.packets;
-  $("d-packets").textContent =
-    `${p.received} received · ${p.missing} missing · ${p.late} late · ${p.duplicates} duplicate`;
+  renderTrends(sentiment);
+  $("d-packets").replaceChildren(...call.tracks.map((t) => {
+    const line = document.createElement("div");
+    line.textContent = `${SPEAKERS[t.track] ?? t.track}: ${t.received} received · ` +
+      `${t.missing} missing · ${t.late} late · ${t.duplicates} duplicate`;
+    return line;
+  }));
   $("d-error").textContent = call.ai.last_error ?? "–";
-  $("d-transcript").textContent = call.ai.transcript?.text ?? "Not transcribed yet.";
+  renderListening(call);
+  renderTranscript(call.ai.transcript);
   $("d-attempts").replaceChildren(...call.ai.attempts.map((a) => {
     const item = document.createElement("li");
     item.className = `outcome-${a.outcome ?? "running"}`;
     const took = a.duration_s === null ? "" : ` in ${a.duration_s.toFixed(1)} s`;
-    item.textContent = `${a.step}: ${a.outcome ?? "running"}${took}${a.error ? ` — ${a.error}` : ""}`;
+    const side = call.tracks.length > 1 ? ` (${SPEAKERS[a.track] ?? a.track})` : "";
+    item.textContent =
+      `${a.step}${side}: ${a.outcome ?? "running"}${took}${a.error ? ` — ${a.error}` : ""}`;
     return item;
   }));
   $("d-history").replaceChildren(...history.map((event) => {
@@ -267,6 +306,8 @@ function historyDetail(event) {
   if (event.to_state) return `${event.from_state ?? "∅"} → ${event.to_state}`;
   if (event.type === "call.ai_attempt") return `${data.step} #${data.attempt}: ${data.outcome}`;
   if (event.type === "call.failed") return data.last_error ?? "";
+  if (event.type === "call.dtmf") return `key ${data.digit}`;
+  if (event.type === "call.mark") return data.name;
   return "";
 }
 

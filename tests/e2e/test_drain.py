@@ -1,0 +1,153 @@
+"""Graceful drain of a real `callscope serve` on SIGTERM: readiness goes 503 at once while a
+client that keeps sending is served without a single failure for the drain window; then
+every WebSocket closes with 1001 (a native stream after its final ack, every acked frame
+stored), and the process exits by itself well within its grace period."""
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from callscope.calls.vocabulary import Track
+from callscope.ingest.native import binary_frame
+from tests.e2e.processes import callscope_process, clean_env, free_port, wait_ready
+from tests.factories import audio, packet_body
+from tests.integration.test_media_streams import media, start
+
+pytestmark = pytest.mark.usefixtures("db")
+
+INGEST = "pbx-token"
+SUPERVISOR = "sup-token"
+BEARER = {"Authorization": f"Bearer {INGEST}"}
+DRAIN_SECONDS = 2.0
+
+
+async def _keep_sending(http: httpx.AsyncClient, until: asyncio.Event) -> list[tuple[float, Any]]:
+    """POST a packet every 20 ms until told to stop; (time, status or error) of each."""
+    outcomes: list[tuple[float, Any]] = []
+    sequence = 0
+    while not until.is_set():
+        sequence += 1
+        try:
+            response = await http.post("/v1/call/stream/drain-http", json=packet_body(sequence))
+            outcomes.append((time.monotonic(), response.status_code))
+        except httpx.TransportError as exc:
+            outcomes.append((time.monotonic(), type(exc).__name__))
+        await asyncio.sleep(0.02)
+    return outcomes
+
+
+async def _native_until_closed(socket: ClientConnection, acked: dict[str, int]) -> int | None:
+    """Send frames until the server closes; note its acks."""
+
+    async def read() -> None:
+        try:
+            async for raw in socket:
+                message = json.loads(raw)
+                if message["type"] == "ack":
+                    acked[message["track"]] = message["through"]
+        except ConnectionClosed:
+            pass
+
+    reader = asyncio.create_task(read())
+    sequence = 0
+    try:
+        while not reader.done():
+            sequence += 1
+            await socket.send(binary_frame(Track.inbound, sequence, time.time(), audio(sequence)))
+            await asyncio.sleep(0.02)
+    except ConnectionClosed:
+        pass
+    await reader
+    return socket.close_code
+
+
+async def _close_code(socket: ClientConnection) -> int | None:
+    try:
+        async for _ in socket:
+            pass
+    except ConnectionClosed:
+        pass
+    return socket.close_code
+
+
+async def test_sigterm_drains_without_failing_a_request(
+    db_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = clean_env(
+        CALLSCOPE_DATABASE_URL=db_url,
+        CALLSCOPE_INGEST_TOKENS=INGEST,
+        CALLSCOPE_SUPERVISOR_TOKENS=SUPERVISOR,
+        CALLSCOPE_DRAIN_SECONDS=str(DRAIN_SECONDS),
+        CALLSCOPE_SHUTDOWN_GRACE="20",
+    )
+    base = f"127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with callscope_process(["serve", "--port", str(port)], env, tmp_path, log) as process:
+        wait_ready(f"http://{base}", process, timeout=60, log=log)
+        async with (
+            httpx.AsyncClient(base_url=f"http://{base}", headers=BEARER) as http,
+            httpx.AsyncClient(base_url=f"http://{base}") as probe,
+            connect(f"ws://{base}/v1/calls/drain-native/media?token={INGEST}") as native,
+            connect(f"ws://{base}/v1/media/twilio", additional_headers=BEARER) as twilio,
+            connect(f"ws://{base}/ws/supervisor?token={SUPERVISOR}") as feed,
+        ):
+            await twilio.send(start("drain-twilio"))
+            await twilio.send(media("inbound", 1))
+            stop_sending = asyncio.Event()
+            sending = asyncio.create_task(_keep_sending(http, stop_sending))
+            acked: dict[str, int] = {}
+            streaming = asyncio.create_task(_native_until_closed(native, acked))
+            await asyncio.sleep(0.5)
+
+            process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            readiness = []
+            while time.monotonic() - signalled < DRAIN_SECONDS - 0.3:
+                answer = await probe.get("/readyz")
+                readiness.append(
+                    (time.monotonic() - signalled, answer.status_code, answer.json().get("checks"))
+                )
+                await asyncio.sleep(0.1)
+            window_ends = signalled + DRAIN_SECONDS
+
+            native_code = await asyncio.wait_for(streaming, 15)
+            twilio_code = await asyncio.wait_for(_close_code(twilio), 15)
+            feed_code = await asyncio.wait_for(_close_code(feed), 15)
+            stop_sending.set()
+            outcomes = await sending
+        exit_code = await asyncio.to_thread(process.wait, 20)
+        stopped_after = time.monotonic() - signalled
+
+    in_window = [outcome for at, outcome in outcomes if at < window_ends]
+    assert in_window
+    assert set(in_window) == {202}, in_window
+    draining = [at for at, status, checks in readiness if status == 503]
+    assert draining, readiness
+    assert draining[0] < 0.5  # at once (the signal reaches the process within a moment)
+    after = [(status, checks) for at, status, checks in readiness if at >= draining[0]]
+    assert all(status == 503 and checks["draining"] == "yes" for status, checks in after)
+    assert (native_code, twilio_code, feed_code) == (1001, 1001, 1001)
+    assert exit_code == 0
+    assert stopped_after < 20
+    for track, through in acked.items():
+        stored = await db.fetchval(
+            "SELECT count(*) FROM packets WHERE call_id = 'drain-native' AND track = $1 "
+            "AND sequence <= $2",
+            track,
+            through,
+        )
+        assert stored == through
+    assert acked[Track.inbound.value] > 0
+    text = log.read_text()
+    assert "drain_started" in text
+    assert "drain_closing_sockets" in text

@@ -1,0 +1,254 @@
+"""AI work at scale: a fixed connection budget whatever the concurrency, and a circuit breaker
+that holds calls back while the provider is down, tells supervisors, and lets everything
+through once it is back."""
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from callscope.ai.errors import ProviderUnavailable
+from callscope.ai.factory import flaky_mock
+from callscope.ai.ports import AIProvider, CallAudio, Sentiment, Transcript
+from callscope.realtime.messages import SUPERVISOR_MESSAGES
+from callscope.settings import Settings, asyncpg_dsn
+from tests.integration.ai_helpers import (
+    FAST_AI,
+    make_completed_calls,
+    wait_for_states,
+    worker_running,
+)
+from tests.live import feed, feed_url, has_type, served
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.asynccontextmanager
+async def _role_limited_to(db: asyncpg.Connection, connections: int) -> AsyncIterator[str]:
+    """A login role PostgreSQL lets open at most `connections` connections, with the rights a
+    worker needs on this database."""
+    role = f"callscope_budget_{uuid.uuid4().hex[:8]}"
+    await db.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT {connections}")
+    try:
+        await db.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        await db.execute(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        await db.execute(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        yield role
+    finally:
+        await db.execute(f"DROP OWNED BY {role}")
+        await db.execute(f"DROP ROLE {role}")
+
+
+async def _peak_connections(url: str, role: str, peaks: list[int]) -> None:
+    """Sample the role's connections on a connection of its own until cancelled."""
+    watcher = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        while True:
+            count = "SELECT count(*) FROM pg_stat_activity WHERE usename = $1"
+            peaks.append(await watcher.fetchval(count, role))
+            await asyncio.sleep(0.005)
+    finally:
+        await watcher.close()
+
+
+async def test_a_worker_at_high_concurrency_stays_within_its_connection_budget(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    calls, pool = 80, 3
+    await make_completed_calls(client, [f"budget-{n:03d}" for n in range(calls)])
+    budget = pool + 2  # the jobs' pool, the queue's connection, one spare (a listener)
+    async with _role_limited_to(db, budget) as role:
+        url = make_url(settings.require_database_url()).set(username=role)
+        ai = settings.model_copy(
+            update={
+                **FAST_AI,
+                "database_url": url.render_as_string(hide_password=False),
+                "worker_concurrency": 60,
+                "worker_db_pool_size": pool,
+                "ai_failure_rate": 0.25,
+                "ai_latency_min": 0.05,
+                "ai_latency_max": 0.15,
+                "ai_seed": 14,
+            }
+        )
+        peaks: list[int] = []
+        provider = _InFlight(flaky_mock(ai))
+        sampler = asyncio.create_task(
+            _peak_connections(settings.require_database_url(), role, peaks)
+        )
+        try:
+            async with worker_running(ai, provider):
+                await wait_for_states(db, {"ARCHIVED"}, count=calls, within=60)
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+    # PostgreSQL would have refused a connection over the limit, and a job would have failed.
+    assert await db.fetchval("SELECT count(*) FROM calls WHERE state = 'ARCHIVED'") == calls
+    assert pool <= max(peaks) <= pool + 1, max(peaks)  # the pool was used, and never outgrown
+    assert provider.most > 2 * budget  # more provider calls at once than connections
+
+
+class _InFlight:
+    """A provider, counting the most calls it had in flight at once."""
+
+    def __init__(self, inner: AIProvider) -> None:
+        self._inner = inner
+        self._now = 0
+        self.most = 0
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        self._now += 1
+        self.most = max(self.most, self._now)
+        try:
+            yield
+        finally:
+            self._now -= 1
+
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
+        with self._counted():
+            return await self._inner.transcribe(call_id, audio)
+
+    async def analyze(self, transcript: Transcript) -> Sentiment:
+        with self._counted():
+            return await self._inner.analyze(transcript)
+
+
+class _Outage:
+    """The brief's flaky mock, or (while `down`) one that fails every call. Counts calls."""
+
+    def __init__(self, up: AIProvider, down: AIProvider) -> None:
+        self._up, self._down = up, down
+        self.down = True
+        self.calls_while_down = 0
+
+    def _now(self) -> AIProvider:
+        if self.down:
+            self.calls_while_down += 1
+            return self._down
+        return self._up
+
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
+        return await self._now().transcribe(call_id, audio)
+
+    async def analyze(self, transcript: Transcript) -> Sentiment:
+        return await self._now().analyze(transcript)
+
+
+async def test_while_the_provider_is_down_calls_are_held_back_then_all_archived(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    calls, concurrency, budget = 40, 20, 12
+    ai = settings.model_copy(
+        update={
+            **FAST_AI,
+            "ai_latency_min": 0.005,
+            "ai_latency_max": 0.02,
+            "ai_max_attempts": budget,
+            "worker_concurrency": concurrency,
+            "ai_breaker_window": 5.0,
+            "ai_breaker_min_calls": 8,
+            "ai_breaker_open": 0.2,
+            "ai_seed": 7,
+        }
+    )
+    up = flaky_mock(ai.model_copy(update={"ai_failure_rate": 0.25}))
+    provider = _Outage(up, flaky_mock(ai.model_copy(update={"ai_failure_rate": 1.0})))
+    async with (
+        served(ai) as server,
+        httpx.AsyncClient(base_url=server.http, timeout=30) as client,
+        feed(feed_url(server.ws)) as supervisor,
+    ):
+        await supervisor.read_until(has_type("snapshot"), within=10)
+        await make_completed_calls(client, [f"outage-{n:02d}" for n in range(calls)])
+        async with worker_running(ai, provider):
+            await supervisor.read_until(has_type("ai.provider", state="open"), within=10)
+            await asyncio.sleep(2.0)  # ten open periods' worth of outage
+            assert await db.fetchval("SELECT count(*) FROM calls WHERE state = 'FAILED'") == 0
+            provider.down = False
+            await wait_for_states(db, {"ARCHIVED"}, count=calls, within=15)
+            await supervisor.read_until(has_type("ai.provider", state="closed"), within=5)
+    # Without the breaker every call would have spent its whole budget and FAILED. With it,
+    # the calls in flight when it opened failed once each, then only the probes went.
+    probes = 6  # open for 0.2 s, then 0.4 s after each failed probe: at most 6 in 2 s
+    assert provider.calls_while_down <= 8 + 2 * concurrency + probes, provider.calls_while_down
+    assert provider.calls_while_down < calls * budget / 4
+    degraded = supervisor.events("ai.provider")
+    for message in degraded:
+        SUPERVISOR_MESSAGES.validate_python(message)  # as published in /asyncapi.json
+    assert degraded[0]["data"]["degraded"] is True
+    assert degraded[0]["data"]["failure_rate"] >= ai.ai_breaker_failure_rate
+    assert {m["data"]["state"] for m in degraded} == {"open", "half_open", "closed"}
+
+
+async def test_a_supervisor_who_connects_during_an_outage_is_told_at_once(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    ai = settings.model_copy(update={**FAST_AI, "ai_breaker_min_calls": 3, "ai_breaker_open": 60.0})
+    provider = flaky_mock(ai.model_copy(update={"ai_failure_rate": 1.0}))
+    async with (
+        served(ai) as server,
+        httpx.AsyncClient(base_url=server.http, timeout=30) as client,
+    ):
+        await make_completed_calls(client, [f"late-{n}" for n in range(3)])
+        async with (
+            feed(feed_url(server.ws)) as early,
+            worker_running(ai, provider),
+        ):
+            await early.read_until(has_type("ai.provider", state="open"), within=10)
+            async with feed(feed_url(server.ws)) as late:
+                await late.read_until(has_type("ai.provider", state="open"), within=5)
+                kinds = [m["type"] for m in late.messages]
+                assert kinds.index("snapshot") < kinds.index("ai.provider")
+
+
+class _FailsFirst:
+    """Every call's first transcription fails; everything after succeeds at once."""
+
+    def __init__(self, inner: AIProvider) -> None:
+        self._inner = inner
+        self._failed: set[str] = set()
+
+    async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
+        if call_id not in self._failed:
+            self._failed.add(call_id)
+            raise ProviderUnavailable("503 (scripted)")
+        return await self._inner.transcribe(call_id, audio)
+
+    async def analyze(self, transcript: Transcript) -> Sentiment:
+        return await self._inner.analyze(transcript)
+
+
+async def test_a_job_waiting_to_retry_does_not_hold_up_the_others(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    # Each call waits 0.5-1.5 s before its retry. Waits that blocked the event loop (a
+    # synchronous sleep) would stall every other job and any server in the process with it.
+    await make_completed_calls(client, [f"wait-{n}" for n in range(4)])
+    ai = settings.model_copy(update={**FAST_AI, "ai_inline_wait": 0.5, "ai_failure_rate": 0.0})
+    stalls: list[float] = []
+
+    async def ticking() -> None:
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(0.01)
+            stalls.append(time.monotonic() - before - 0.01)
+
+    ticker = asyncio.create_task(ticking())
+    try:
+        async with worker_running(ai, _FailsFirst(flaky_mock(ai))):
+            await wait_for_states(db, {"ARCHIVED"}, count=4)
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    retried = "SELECT count(*) FROM ai_attempts WHERE outcome = 'failed'"
+    assert await db.fetchval(retried) == 4
+    assert max(stalls) < 0.25, max(stalls)  # the loop ran on through every 0.5 s wait

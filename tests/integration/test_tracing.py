@@ -1,0 +1,163 @@
+"""OpenTelemetry: the span tree of one call, from its packets to ARCHIVED, with an in-memory
+exporter: the PBX's `traceparent` is continued by each request, each ingest batch links the
+requests it carried, the AI job is a child of the request that completed the call, its
+provider attempts and the archive are children of the job; events sent to a supervisor get a
+span each; log lines carry the trace id."""
+
+import asyncio
+import json
+import secrets
+from collections.abc import Iterator
+
+import asyncpg
+import httpx
+import pytest
+import structlog
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from structlog.testing import capture_logs
+from websockets.asyncio.client import connect
+
+from callscope import tracing
+from callscope.logging import add_trace_id
+from callscope.settings import Settings
+from tests.factories import INGEST, packet_body
+from tests.integration.ai_helpers import FAST_AI, wait_for_states, worker_running
+from tests.live import feed_url, served
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        yield exporter
+    finally:
+        tracing.shutdown()
+
+
+def _named(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [span for span in spans if span.name == name]
+
+
+def _only(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
+    (found,) = _named(spans, name)
+    return found
+
+
+async def test_one_call_is_one_span_tree_from_packets_to_archived(
+    spans: InMemorySpanExporter, settings: Settings, db: asyncpg.Connection
+) -> None:
+    trace_id = secrets.token_hex(16)
+    parents = [secrets.token_hex(8) for _ in range(4)]
+
+    def traced(n: int) -> dict[str, str]:
+        return {**INGEST, "traceparent": f"00-{trace_id}-{parents[n]}-01"}
+
+    ai = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.0})
+    merged = [structlog.contextvars.merge_contextvars, add_trace_id]
+    async with served(settings) as running, httpx.AsyncClient(base_url=running.http) as http:
+        async with connect(feed_url(running.ws)) as feed:
+            assert json.loads(await feed.recv())["type"] == "snapshot"
+            for n in range(3):
+                response = await http.post(
+                    "/v1/call/stream/tr-1", json=packet_body(n + 1), headers=traced(n)
+                )
+                assert response.status_code == 202
+            completed = await http.post("/v1/calls/tr-1/complete", headers=traced(3))
+            assert completed.status_code == 200
+            with capture_logs(processors=merged) as logs:
+                async with worker_running(ai):
+                    await wait_for_states(db, {"ARCHIVED"}, count=1)
+            while json.loads(await feed.recv())["type"] != "call.archived":
+                pass
+        await asyncio.sleep(0.05)  # the send's span ends after the frame is written
+    finished = spans.get_finished_spans()
+    wanted = int(trace_id, 16)
+
+    requests = _named(finished, "POST /v1/call/stream/{call_id}")
+    assert len(requests) == 3
+    complete = _only(finished, "POST /v1/calls/{call_id}/complete")
+    for n, request in enumerate([*requests, complete]):
+        assert request.context is not None
+        assert request.parent is not None
+        assert request.context.trace_id == wanted
+        assert request.parent.span_id == int(parents[n], 16)
+        assert request.attributes is not None
+        assert request.attributes["http.response.status_code"] in (200, 202)
+
+    linked = {link.context.span_id for b in _named(finished, "ingest.batch") for link in b.links}
+    assert {r.context.span_id for r in requests if r.context is not None} <= linked
+
+    job = _only(finished, "ai.job")
+    assert job.context is not None
+    assert job.parent is not None
+    assert complete.context is not None
+    assert job.context.trace_id == wanted
+    assert job.parent.span_id == complete.context.span_id
+    children = [
+        s for s in finished if s.parent is not None and s.parent.span_id == job.context.span_id
+    ]
+    assert {s.name for s in children} == {
+        "ai.provider.transcribe",
+        "ai.provider.sentiment",
+        "call.archive",
+    }
+    sends = [
+        s
+        for s in _named(finished, "live.send")
+        if s.attributes is not None and s.attributes["callscope.event"] == "call.archived"
+    ]
+    assert len(sends) == 1
+
+    (archived_line,) = [line for line in logs if line["event"] == "call_archived"]
+    assert archived_line["trace_id"] == trace_id
+
+
+async def test_tracing_is_off_unless_the_environment_asks() -> None:
+    assert not tracing.enabled()
+    assert not tracing.wanted_by_environment({})
+    assert tracing.wanted_by_environment({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert tracing.wanted_by_environment({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    assert not tracing.wanted_by_environment(
+        {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}
+    )
+    assert not tracing.wanted_by_environment({"OTEL_TRACES_EXPORTER": "none"})
+
+
+async def test_the_sampler_decides_before_a_span_is_made(client: httpx.AsyncClient) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, root_ratio=0.0)  # keep no new trace
+    trace_id = secrets.token_hex(16)
+    try:
+        for n, flags in enumerate(("", "00", "01"), start=1):
+            headers = dict(INGEST)
+            if flags:
+                headers["traceparent"] = f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+            response = await client.post(
+                "/v1/call/stream/tr-s", json=packet_body(n), headers=headers
+            )
+            assert response.status_code == 202
+    finally:
+        tracing.shutdown()
+    finished = exporter.get_finished_spans()
+    # Only the request whose caller sampled it, and the batch that carried it.
+    assert sorted(span.name for span in finished) == [
+        "POST /v1/call/stream/{call_id}",
+        "ingest.batch",
+    ]
+    assert all(span.context is not None for span in finished)
+
+
+def test_the_ratio_comes_from_the_standard_variables() -> None:
+    assert tracing.sampling_ratio({}) == 1.0
+    ratio = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"}
+    assert tracing.sampling_ratio(ratio) == 0.01
+    assert tracing.sampling_ratio({"OTEL_TRACES_SAMPLER": "always_off"}) == 0.0
+    assert tracing.sampling_ratio({"OTEL_TRACES_SAMPLER": "traceidratio"}) == 1.0
