@@ -10,7 +10,9 @@ wrk's window. The script measures in rounds, and prints every measurement, then 
 
 - the bare endpoint and callscope one at a time (their order alternating round by round),
   for req/s, latency and callscope/bare throughput;
-- callscope and each observability variant side by side, at the same time, one wrk each:
+- callscope and each observability variant side by side, at the same time, one wrk each
+  (and a control: a second process of callscope's own build and settings, whose "cost" is
+  the measurement's bias):
   on a shared machine whose load drifts from second to second (other processes, PostgreSQL,
   wrk itself), two processes measured in the same window meet the same contention, where
   two measured one after the other do not (one after the other, CPU per request of the
@@ -71,6 +73,9 @@ class Target:
 BASELINE = Target("callscope", metrics=False, tracing=False)
 OBSERVED = Target("observed", metrics=True, tracing=True)
 SPLIT = (Target("metrics", metrics=True, tracing=False), Target("tracing", False, True))
+# A second process of the baseline's build and settings, measured beside it like a variant:
+# what it "costs" is the measurement's own bias (process age, scheduling), not observability.
+CONTROL = Target("control", metrics=False, tracing=False)
 
 
 @dataclass(frozen=True)
@@ -390,7 +395,7 @@ def main() -> int:
         # Tuning knobs of the ingest path pass through, so they can be compared run against run.
         env.update({k: v for k, v in os.environ.items() if k.startswith("CALLSCOPE_INGEST_")})
         collector = stack.enter_context(_stub_collector())
-        servers = [BASELINE, *(SPLIT if args.split else ()), OBSERVED]
+        servers = [BASELINE, CONTROL, *(SPLIT if args.split else ()), OBSERVED]
         ports = {"bare": free_port()} | {target.name: free_port() for target in servers}
         processes = {
             "bare": _process(

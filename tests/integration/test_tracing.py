@@ -161,3 +161,29 @@ def test_the_ratio_comes_from_the_standard_variables() -> None:
     assert tracing.sampling_ratio(ratio) == 0.01
     assert tracing.sampling_ratio({"OTEL_TRACES_SAMPLER": "always_off"}) == 0.0
     assert tracing.sampling_ratio({"OTEL_TRACES_SAMPLER": "traceidratio"}) == 1.0
+
+
+def test_a_span_inside_a_kept_one_is_its_kept_child_and_nothing_leaks_out() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ALWAYS_ON)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider, root_ratio=0.0)  # keep no new trace
+    try:
+        with tracing.span("dropped") as dropped:
+            assert dropped is None
+            assert tracing.current_span_context() is None
+        with tracing.kept_span("outer") as outer:
+            assert tracing.current_span_context() == outer.get_span_context()
+            with tracing.span("inner") as inner:
+                assert inner is not None
+                assert tracing.current_span_context() == inner.get_span_context()
+            assert tracing.current_span_context() == outer.get_span_context()
+        assert tracing.current_span_context() is None
+        assert not tracing.keeps()
+    finally:
+        tracing.shutdown()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    assert sorted(spans) == ["inner", "outer"]
+    inner_parent = spans["inner"].parent
+    assert inner_parent is not None
+    assert inner_parent.span_id == spans["outer"].context.span_id
