@@ -104,7 +104,12 @@ async def open_process(
                 default_format=settings.default_audio_format,
                 max_jump=settings.max_sequence_jump,
             ),
-            calls=CallService(session_factory, jobs, max_jump=settings.max_sequence_jump),
+            calls=CallService(
+                session_factory,
+                jobs,
+                max_jump=settings.max_sequence_jump,
+                silence_redacted=settings.redact_audio,
+            ),
             pipeline=PipelineService(
                 session_factory,
                 jobs,

@@ -168,6 +168,12 @@ class Settings(BaseSettings):
         description="on: card numbers, account-number-like digit runs, e-mail addresses and "
         "phone numbers are replaced in transcripts before they are stored; off: stored as heard.",
     )
+    redact_audio: bool = Field(
+        True,
+        description="Silence, in the audio export (GET /v1/calls/{id}/audio, the dashboard's "
+        "player), every sentence whose transcript had something redacted, on every channel "
+        "and 0.25 s either side; the stored packets stay as they came.",
+    )
     ai_http_url: str = Field(
         "http://127.0.0.1:8100", description="Base URL of the AI API (provider `http`)."
     )

@@ -5,6 +5,7 @@ and append their `call_events` row in the same commit. Completing a call queues 
 that same transaction, through the `AiJobQueue` port.
 """
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callscope.audio.formats import AudioFormat
 from callscope.audio.reassembly import AudioTooLong
+from callscope.audio.silence import silenced
 from callscope.calls.audio import stored_audio
 from callscope.calls.cursor import decode_cursor, encode_cursor
 from callscope.calls.models import CallEventRow, CallRow
@@ -41,6 +43,9 @@ from callscope.errors import (
 from callscope.ingest.packets import missing_ranges
 
 _MAX_RUNS_SCANNED: Final = 10_000
+# Seconds silenced either side of a redacted sentence: the engine's word times are only
+# that exact.
+REDACTED_AUDIO_MARGIN: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +66,9 @@ class CallListQuery:
 
 
 class CallService:
-    """`max_jump`: how far ahead of its track's highest sequence a `final_sequence` may be."""
+    """`max_jump`: how far ahead of its track's highest sequence a `final_sequence` may be;
+    `silence_redacted`: the audio export silences the sentences whose transcript had
+    something redacted."""
 
     def __init__(
         self,
@@ -69,10 +76,12 @@ class CallService:
         jobs: AiJobQueue,
         *,
         max_jump: int,
+        silence_redacted: bool = True,
     ) -> None:
         self._session_factory = session_factory
         self._jobs = jobs
         self._max_jump = max_jump
+        self._silence_redacted = silence_redacted
 
     async def get_call(self, call_id: str) -> CallDetail:
         async with call_transaction(self._session_factory) as calls:
@@ -159,7 +168,9 @@ class CallService:
     async def audio(self, call_id: str, track: Track | None) -> CallAudioOut:
         """One track's audio, or with `track` None every track (stereo, the caller on the
         left, when the call has both), as 16-bit PCM in its sample rate, gaps silent; 410
-        `audio_pruned` once the audio retention started to drop its packets."""
+        `audio_pruned` once the audio retention started to drop its packets. With
+        `silence_redacted`, every channel is silent through each sentence (of either
+        speaker: the other line may carry its echo) whose transcript had something redacted."""
         async with call_transaction(self._session_factory) as calls:
             row = await calls.get(call_id)  # stored_audio reads it again from the session
             if row is not None and row.audio_pruned_at is not None:
@@ -168,13 +179,33 @@ class CallService:
                     pruned_at=row.audio_pruned_at.isoformat(),
                 )
             stored = await stored_audio(calls, call_id, only=track)
+            redacted = await self._redacted_spans(calls, call_id)
         try:
             if track is None and len(stored.tracks) == 2:  # noqa: PLR2004 - both sides
-                return CallAudioOut(stored.audio_format, await stored.stereo_pcm16(), channels=2)
-            only = track or (stored.tracks[0].track if stored.tracks else Track.inbound)
-            return CallAudioOut(stored.audio_format, await stored.pcm16(only), channels=1)
+                pcm16, channels = await stored.stereo_pcm16(), 2
+            else:
+                only = track or (stored.tracks[0].track if stored.tracks else Track.inbound)
+                pcm16, channels = await stored.pcm16(only), 1
         except AudioTooLong as exc:
             raise CallAudioTooLong(str(exc)) from exc
+        rate = stored.audio_format.sample_rate
+        if redacted:
+            pcm16 = await asyncio.to_thread(silenced, pcm16, rate, redacted, channels=channels)
+        return CallAudioOut(stored.audio_format, pcm16, channels=channels)
+
+    async def _redacted_spans(
+        self, calls: CallRepository, call_id: str
+    ) -> list[tuple[float, float]]:
+        """The seconds of every transcript sentence that had something redacted, widened by
+        REDACTED_AUDIO_MARGIN; none unless `silence_redacted`."""
+        if not self._silence_redacted:
+            return []
+        return [
+            (segment["start"] - REDACTED_AUDIO_MARGIN, segment["end"] + REDACTED_AUDIO_MARGIN)
+            for transcript in await calls.transcripts(call_id)
+            for segment in transcript.segments
+            if segment.get("redactions")
+        ]
 
     async def complete(
         self,

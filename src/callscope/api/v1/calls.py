@@ -103,7 +103,9 @@ _ACCEPT_RANGES: Final = {
     description="16-bit PCM at the call's sample rate; packets in sequence order, each "
     "missing packet replaced by silence as long as the track's usual packet. With `track`, "
     "that side of the call, mono; without, the call's only track, or both as stereo with the "
-    "caller on the left and the agent on the right. A single byte range (`Range: bytes=a-b`, "
+    "caller on the left and the agent on the right. Every sentence whose transcript had "
+    "something redacted is silent, on every channel, 0.25 s either side "
+    "(CALLSCOPE_REDACT_AUDIO). A single byte range (`Range: bytes=a-b`, "
     "`bytes=a-`, `bytes=-n`) is answered 206 with that part, so players can seek; several "
     "ranges, or a header that is not a byte range, get the whole file.",
     response_class=Response,
