@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from callscope.calls.vocabulary import Track
-from callscope.db.engine import create_ingest_pool
 from callscope.ingest.batch import BatchResult, IngestOutcome
 from callscope.ingest.committer import GroupCommitter
 from callscope.ingest.packets import IngestPath, Packet, PacketStatus
 from callscope.settings import Settings
-from callscope.supervision import Supervisor
+from tests.committers import own_committer
 from tests.factories import audio
 from tests.integration.checks import assert_counters_match_packets
 
@@ -25,23 +24,10 @@ LONG = 30.0  # a linger no test waits out
 async def committer_running(
     db_url: str, settings: Settings, *, stream_linger: float
 ) -> AsyncIterator[GroupCommitter]:
-    pool = await create_ingest_pool(db_url, size=1)
-    committer = GroupCommitter(
-        pool,
-        batch_max=64,
-        queue_limit=1000,
-        default_format=settings.default_audio_format,
-        max_jump=settings.max_sequence_jump,
-        stream_linger=stream_linger,
-    )
-    flushers = Supervisor()
-    flushers.start("flusher", committer.flush_forever, cancel_at_stop=True)
-    try:
+    async with own_committer(
+        db_url, settings, batch_max=64, queue_limit=1000, stream_linger=stream_linger
+    ) as (committer, _):
         yield committer
-    finally:
-        await committer.close()
-        await flushers.stop()
-        await pool.close()
 
 
 def frame(sequence: int) -> Packet:

@@ -10,12 +10,10 @@ import httpx
 import pytest
 
 from callscope.calls.vocabulary import Track
-from callscope.db.engine import create_ingest_pool
 from callscope.errors import CallNotAcceptingPackets
-from callscope.ingest.committer import GroupCommitter
 from callscope.ingest.packets import IngestPath, Packet, PacketStatus
 from callscope.settings import Settings, asyncpg_dsn
-from callscope.supervision import Supervisor
+from tests.committers import own_committer
 from tests.factories import INGEST, SUPERVISOR, audio, post_packet, running_app
 from tests.integration.checks import assert_counters_match_packets
 
@@ -202,35 +200,25 @@ async def test_packet_of_a_call_completed_while_its_batch_waited_is_refused(
     await post_packet(client, "busy", 1)
     await post_packet(client, "fresh", 5)
     lock = await _hold_call_lock(db, "busy")
-    pool = await create_ingest_pool(db_url, size=1)
-    committer = GroupCommitter(
-        pool,
-        batch_max=10,
-        queue_limit=10,
-        default_format=settings.default_audio_format,
-        max_jump=settings.max_sequence_jump,
-    )
-    flushers = Supervisor()
-    now = time.time()
-    busy = asyncio.create_task(
-        committer.submit("busy", Packet(Track.inbound, 2, audio(2), 1.0, now), path=HTTP)
-    )
-    fresh = asyncio.create_task(
-        committer.submit("fresh", Packet(Track.inbound, 1, audio(1), 1.0, now), path=HTTP)
-    )
-    await asyncio.sleep(0)  # both queued before the flusher starts: one batch
-    flushers.start("flusher", committer.flush_forever, cancel_at_stop=True)
-    try:
+    async with own_committer(db_url, settings, batch_max=10, queue_limit=10, flushing=False) as (
+        committer,
+        start_flushing,
+    ):
+        now = time.time()
+        busy = asyncio.create_task(
+            committer.submit("busy", Packet(Track.inbound, 2, audio(2), 1.0, now), path=HTTP)
+        )
+        fresh = asyncio.create_task(
+            committer.submit("fresh", Packet(Track.inbound, 1, audio(1), 1.0, now), path=HTTP)
+        )
+        await asyncio.sleep(0)  # both queued before the flusher starts: one batch
+        start_flushing()
         await _until_waiting_on_a_lock(db_url)
         assert (await client.post("/v1/calls/fresh/complete", headers=INGEST)).status_code == 200
         await lock.commit()
         assert (await busy).status is PacketStatus.accepted
         with pytest.raises(CallNotAcceptingPackets):
             await fresh
-    finally:
-        await committer.close()
-        await flushers.stop()
-        await pool.close()
     stored = await db.fetch("SELECT sequence FROM packets WHERE call_id = 'fresh'")
     assert [r["sequence"] for r in stored] == [5]
     await assert_counters_match_packets(db)

@@ -14,13 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from callscope.calls.vocabulary import Track
-from callscope.db.engine import create_ingest_pool
 from callscope.errors import SequenceOutOfRange
-from callscope.ingest.committer import GroupCommitter
 from callscope.ingest.native import binary_frame
 from callscope.ingest.packets import IngestPath, Packet, PacketStatus
 from callscope.settings import Settings
-from callscope.supervision import Supervisor
+from tests.committers import own_committer
 from tests.factories import (
     INGEST,
     INGEST_TOKEN,
@@ -131,35 +129,25 @@ async def test_a_refused_packet_does_not_raise_the_bound_for_packets_of_its_batc
 ) -> None:
     """In one group commit: 150 is refused, so 240 (within 100 of it) is refused too, while
     50, then 140 (within 100 of 50), are accepted."""
-    pool = await create_ingest_pool(db_url, size=1)
-    committer = GroupCommitter(
-        pool,
-        batch_max=10,
-        queue_limit=10,
-        default_format=bounded.default_audio_format,
-        max_jump=JUMP,
-    )
-    now = time.time()
     sequences = [150, 240, 50, 140]
-    submitted = [
-        asyncio.create_task(
-            committer.submit(
-                "batch",
-                Packet(Track.inbound, sequence, audio(sequence), 1.0, now),
-                path=IngestPath.http,
+    async with own_committer(db_url, bounded, batch_max=10, queue_limit=10, flushing=False) as (
+        committer,
+        start_flushing,
+    ):
+        now = time.time()
+        submitted = [
+            asyncio.create_task(
+                committer.submit(
+                    "batch",
+                    Packet(Track.inbound, sequence, audio(sequence), 1.0, now),
+                    path=IngestPath.http,
+                )
             )
-        )
-        for sequence in sequences
-    ]
-    await asyncio.sleep(0)  # all queued before the flusher starts: one batch
-    flushers = Supervisor()
-    flushers.start("flusher", committer.flush_forever, cancel_at_stop=True)
-    try:
+            for sequence in sequences
+        ]
+        await asyncio.sleep(0)  # all queued before the flusher starts: one batch
+        start_flushing()
         results = await asyncio.gather(*submitted, return_exceptions=True)
-    finally:
-        await committer.close()
-        await flushers.stop()
-        await pool.close()
     assert [type(result) for result in results[:2]] == [SequenceOutOfRange] * 2
     assert [getattr(result, "status", None) for result in results[2:]] == [
         PacketStatus.accepted
