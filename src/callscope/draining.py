@@ -2,9 +2,9 @@
 
 1. `/readyz` answers 503 `draining` at once, while every request is still served for
    CALLSCOPE_DRAIN_SECONDS, so load balancers take the replica out first;
-2. then every open WebSocket is closed with 1001 (going away): a media stream once each
-   frame it sent is committed (a native stream gets its final acks first), a supervisor feed
-   at once; a new WebSocket is refused with 1001;
+2. then every open WebSocket is closed with 1001 (going away): a media stream stops being
+   read, then closes once each frame it had sent is committed (a native stream gets its
+   final acks first), a supervisor feed at once; a new WebSocket is refused with 1001;
 3. then uvicorn stops accepting, finishes the requests in flight, and the process's shutdown
    flushes ingestion and stops its tasks (`process.open_process`).
 """

@@ -4,6 +4,7 @@ every WebSocket closes with 1001 (a native stream after its final ack, every ack
 stored), and the process exits by itself well within its grace period."""
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
@@ -151,3 +152,80 @@ async def test_sigterm_drains_without_failing_a_request(
     text = log.read_text()
     assert "drain_started" in text
     assert "drain_closing_sockets" in text
+
+
+async def _flood_native(socket: ClientConnection, acked: dict[str, int]) -> int | None:
+    """Send frames as fast as the socket takes them, far faster than real time, until the
+    server closes; note its acks."""
+
+    async def read() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in socket:
+                message = json.loads(raw)
+                if message["type"] == "ack":
+                    acked[message["track"]] = message["through"]
+
+    reader = asyncio.create_task(read())
+    sequence = 0
+    with contextlib.suppress(ConnectionClosed):
+        while not reader.done():
+            sequence += 1
+            await socket.send(binary_frame(Track.inbound, sequence, time.time(), audio(sequence)))
+            if sequence % 10 == 0:
+                await asyncio.sleep(0)
+    await reader
+    return socket.close_code
+
+
+async def _flood_twilio(socket: ClientConnection) -> int | None:
+    await socket.send(start("flood-twilio"))
+    chunk = 0
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            chunk += 1
+            await socket.send(media("inbound", chunk))
+            if chunk % 10 == 0:
+                await asyncio.sleep(0)
+    return socket.close_code
+
+
+async def test_streams_sending_faster_than_real_time_do_not_hold_the_drain(
+    db_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Frames that keep coming faster than they are written must not keep a drain waiting
+    for the stream's queue to empty (it never would: the shutdown would run into its grace
+    period and the clients see 1006). The replica stops reading, writes and acks what came,
+    and closes with 1001; every acked frame is stored."""
+    port = free_port()
+    env = clean_env(
+        CALLSCOPE_DATABASE_URL=db_url,
+        CALLSCOPE_INGEST_TOKENS=INGEST,
+        CALLSCOPE_DRAIN_SECONDS="0.2",
+        CALLSCOPE_SHUTDOWN_GRACE="20",
+    )
+    base = f"127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    acked: dict[str, int] = {}
+    with callscope_process(["serve", "--port", str(port)], env, tmp_path, log) as process:
+        wait_ready(f"http://{base}", process, timeout=60, log=log)
+        async with (
+            connect(f"ws://{base}/v1/calls/flood-native/media?token={INGEST}") as native,
+            connect(f"ws://{base}/v1/media/twilio", additional_headers=BEARER) as twilio,
+        ):
+            flooding = asyncio.gather(_flood_native(native, acked), _flood_twilio(twilio))
+            await asyncio.sleep(1.0)
+            process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            codes = await asyncio.wait_for(flooding, 15)
+        exit_code = await asyncio.to_thread(process.wait, 20)
+        stopped_after = time.monotonic() - signalled
+
+    assert list(codes) == [1001, 1001]
+    assert exit_code == 0
+    assert stopped_after < 10
+    through = acked[Track.inbound.value]
+    assert through > 0
+    stored = await db.fetchval(
+        "SELECT count(*) FROM packets WHERE call_id = 'flood-native' AND sequence <= $1", through
+    )
+    assert stored == through

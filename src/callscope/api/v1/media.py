@@ -8,7 +8,7 @@ with 4400 and a reason, after what was valid before it is written. Close codes: 
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -70,6 +70,21 @@ class _Socket:
     def __init__(self, websocket: WebSocket) -> None:
         self.websocket = websocket
         self.closed = False
+        self._going_away = False
+        self._gone = asyncio.Event()
+
+    async def go_away(self, write_what_came: Callable[[], Awaitable[None]]) -> None:
+        """For a shutdown: read nothing more, write what came (`write_what_came`), then close
+        with 1001. A client that sends faster than its frames are written would otherwise
+        keep the shutdown waiting for ever; what it sends from now on is not stored (a
+        native stream's client resends it elsewhere: it was never acknowledged)."""
+        self._going_away = True
+        try:
+            with contextlib.suppress(SinkFailed):
+                await write_what_came()
+            await self.close(closes.GOING_AWAY, GOING_AWAY_REASON)
+        finally:
+            self._gone.set()
 
     async def send(self, message: msgspec.Struct) -> None:
         if not self.closed:
@@ -83,12 +98,16 @@ class _Socket:
             await asyncio.wait_for(self.websocket.close(code, reason[:120]), _CLOSE_WAIT_S)
 
     async def receive(self, limit: int) -> str | bytes | None:
-        """The next message, or None once the client has gone (or we closed)."""
+        """The next message, or None once the client has gone (or we closed, or are going
+        away: then once the socket is closed)."""
         if self.closed or self.websocket.client_state != WebSocketState.CONNECTED:
             return None
         try:
             message = await self.websocket.receive()
         except (WebSocketDisconnect, RuntimeError):
+            return None
+        if self._going_away:
+            await self._gone.wait()
             return None
         if message["type"] == "websocket.disconnect":
             self.closed = True
@@ -217,9 +236,7 @@ class _TwilioSession:
     async def close_for_shutdown(self) -> None:
         """Write what the stream sent, then close with 1001; the call stays IN_PROGRESS for
         the stream's reconnect (to another replica)."""
-        with contextlib.suppress(SinkFailed):
-            await self._drain()
-        await self._socket.close(closes.GOING_AWAY, GOING_AWAY_REASON)
+        await self._socket.go_away(self._drain)
 
     async def _handle(self, meaning: object) -> bool:
         """Act on one message; True when the stream is over."""
@@ -357,9 +374,7 @@ class _NativeSession:
     async def close_for_shutdown(self) -> None:
         """Write every frame received so far and ack it, then close with 1001: the client
         resumes on another replica from its last ack."""
-        with contextlib.suppress(SinkFailed):
-            await self._sink.drain()
-        await self._socket.close(closes.GOING_AWAY, GOING_AWAY_REASON)
+        await self._socket.go_away(self._sink.drain)
 
     async def _end(self, end: EndOfStream) -> None:
         await self._sink.drain()
