@@ -46,27 +46,27 @@ async def _keep_sending(http: httpx.AsyncClient, until: asyncio.Event) -> list[t
     return outcomes
 
 
-async def _native_until_closed(socket: ClientConnection, acked: dict[str, int]) -> int | None:
-    """Send frames until the server closes; note its acks."""
+async def _native_until_closed(
+    socket: ClientConnection, acked: dict[str, int], *, every: int = 1, pause: float = 0.02
+) -> int | None:
+    """Send frames until the server closes, pausing `pause` seconds after every `every`
+    frames (by default one frame every 20 ms, real time); note its acks."""
 
     async def read() -> None:
-        try:
+        with contextlib.suppress(ConnectionClosed):
             async for raw in socket:
                 message = json.loads(raw)
                 if message["type"] == "ack":
                     acked[message["track"]] = message["through"]
-        except ConnectionClosed:
-            pass
 
     reader = asyncio.create_task(read())
     sequence = 0
-    try:
+    with contextlib.suppress(ConnectionClosed):
         while not reader.done():
             sequence += 1
             await socket.send(binary_frame(Track.inbound, sequence, time.time(), audio(sequence)))
-            await asyncio.sleep(0.02)
-    except ConnectionClosed:
-        pass
+            if sequence % every == 0:
+                await asyncio.sleep(pause)
     await reader
     return socket.close_code
 
@@ -154,29 +154,6 @@ async def test_sigterm_drains_without_failing_a_request(
     assert "drain_closing_sockets" in text
 
 
-async def _flood_native(socket: ClientConnection, acked: dict[str, int]) -> int | None:
-    """Send frames as fast as the socket takes them, far faster than real time, until the
-    server closes; note its acks."""
-
-    async def read() -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in socket:
-                message = json.loads(raw)
-                if message["type"] == "ack":
-                    acked[message["track"]] = message["through"]
-
-    reader = asyncio.create_task(read())
-    sequence = 0
-    with contextlib.suppress(ConnectionClosed):
-        while not reader.done():
-            sequence += 1
-            await socket.send(binary_frame(Track.inbound, sequence, time.time(), audio(sequence)))
-            if sequence % 10 == 0:
-                await asyncio.sleep(0)
-    await reader
-    return socket.close_code
-
-
 async def _flood_twilio(socket: ClientConnection) -> int | None:
     await socket.send(start("flood-twilio"))
     chunk = 0
@@ -212,7 +189,11 @@ async def test_streams_sending_faster_than_real_time_do_not_hold_the_drain(
             connect(f"ws://{base}/v1/calls/flood-native/media?token={INGEST}") as native,
             connect(f"ws://{base}/v1/media/twilio", additional_headers=BEARER) as twilio,
         ):
-            flooding = asyncio.gather(_flood_native(native, acked), _flood_twilio(twilio))
+            flooding = asyncio.gather(
+                # far faster than real time: a pause for other tasks every 10 frames
+                _native_until_closed(native, acked, every=10, pause=0),
+                _flood_twilio(twilio),
+            )
             await asyncio.sleep(1.0)
             process.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
