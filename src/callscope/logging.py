@@ -39,7 +39,7 @@ def add_trace_id(
     _logger: object, _method: str, event_dict: structlog.types.EventDict
 ) -> structlog.types.EventDict:
     """`trace_id` of the span current when the line is written (tracing on only)."""
-    if tracing.enabled() and (trace_id := tracing.trace_id_of_current_span()) is not None:
+    if (trace_id := tracing.trace_id_of_current_span()) is not None:
         event_dict.setdefault("trace_id", trace_id)
     return event_dict
 

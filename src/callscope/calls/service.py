@@ -76,7 +76,7 @@ class CallService:
         jobs: AiJobQueue,
         *,
         max_jump: int,
-        silence_redacted: bool = True,
+        silence_redacted: bool,
     ) -> None:
         self._session_factory = session_factory
         self._jobs = jobs
