@@ -46,6 +46,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.database import admin_url, database_url
 from tests.e2e.processes import clean_env, free_port
 
+from callscope.answering import wait_answering
 from callscope.db.admin import drop_database, ensure_database
 from callscope.db.migrate import upgrade_to_head
 from callscope.settings import asyncpg_dsn
@@ -122,6 +123,7 @@ class Server:
     """`callscope serve` or the bare endpoint, as a child process."""
 
     def __init__(self, args: list[str], env: dict[str, str], name: str) -> None:
+        self.name = name
         self.port = free_port()
         self.log = Path(tempfile.gettempdir()) / f"callscope-bench-streams-{name}.log"
         with self.log.open("wb") as out:
@@ -131,17 +133,13 @@ class Server:
         self.cpu = psutil.Process(self.process.pid)
 
     def wait_answering(self, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited; see {self.log}")
-            try:
-                httpx.get(f"http://127.0.0.1:{self.port}{path}", timeout=1).raise_for_status()
-            except httpx.HTTPError:
-                time.sleep(0.2)
-            else:
-                return
-        raise TimeoutError(path)
+        wait_answering(
+            f"http://127.0.0.1:{self.port}{path}",
+            self.process,
+            name=self.name,
+            log=self.log,
+            timeout=timeout,
+        )
 
     def cpu_seconds(self) -> float:
         times = self.cpu.cpu_times()

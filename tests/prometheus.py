@@ -23,6 +23,7 @@ from typing import Any, Final
 import httpx
 import pytest
 
+from callscope.answering import wait_answering
 from tests.e2e.processes import free_port
 
 _STARTUP_TIMEOUT: Final = 30.0
@@ -175,21 +176,13 @@ def prometheus_server(
 
 
 def _wait_ready(server: PrometheusServer, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + _STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"prometheus exited with {process.returncode} before it was ready:\n"
-                + server.log.read_text()[-3000:]
-            )
-        try:
-            if httpx.get(f"{server.url}/-/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(
-        f"prometheus not ready after {_STARTUP_TIMEOUT} s:\n" + server.log.read_text()[-3000:]
+    wait_answering(
+        f"{server.url}/-/ready",
+        process,
+        name="prometheus",
+        log=server.log,
+        timeout=_STARTUP_TIMEOUT,
+        interval=0.05,
     )
 
 

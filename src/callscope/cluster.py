@@ -20,8 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
 
-import httpx
-
+from callscope import answering
 from callscope.auth.bootstrap import ensure_local_tokens
 from callscope.cluster_nginx import nginx_config
 from callscope.db.embedded import start_embedded_database
@@ -106,18 +105,7 @@ def stop_members(members: Sequence[Member], signum: signal.Signals) -> None:
 
 def wait_answering(url: str, member: Member, timeout: float) -> None:
     """Until GET `url` answers 200; raises when `member` exits first or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if member.process.poll() is not None:
-            tail = member.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{member.name} exited ({member.process.returncode}):\n{tail}")
-        try:
-            if httpx.get(url, timeout=1).status_code == httpx.codes.OK:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout} s (see {member.log})")
+    answering.wait_answering(url, member.process, name=member.name, log=member.log, timeout=timeout)
 
 
 @contextmanager

@@ -5,12 +5,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from callscope.answering import wait_answering
 
 
 def free_port() -> int:
@@ -59,24 +58,7 @@ def callscope_process(
                 raise
 
 
-def _tail(log: Path) -> str:
-    """The end of the process's log, for the failure message."""
-    return log.read_text()[-3000:] if log.exists() else ""
-
-
 def wait_ready(
     base_url: str, process: subprocess.Popen[bytes], timeout: float, *, log: Path
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"callscope exited with {process.returncode} before it was ready:\n" + _tail(log)
-            )
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{base_url} not ready after {timeout} s:\n" + _tail(log))
+    wait_answering(f"{base_url}/readyz", process, name="callscope", log=log, timeout=timeout)
