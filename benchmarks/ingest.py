@@ -40,15 +40,18 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import asyncpg
 import httpx
 import psutil
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tests.database import admin_url, database_url
 from tests.e2e.processes import clean_env, free_port
 
@@ -113,13 +116,18 @@ def _process(args: list[str], env: dict[str, str], name: str) -> Iterator[psutil
 
 
 class _StubCollector(BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP exports (and counts them), so tracing costs what it costs."""
+    """Accepts OTLP/HTTP exports, so tracing costs what it costs, and counts them and their
+    spans by name (the collector runs in this script's process, not the servers')."""
 
     exports = 0
+    spans: ClassVar[Counter[str]] = Counter()  # by name
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).exports += 1
+        for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
+            for scope in resource.scope_spans:
+                type(self).spans.update(span.name for span in scope.spans)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -450,7 +458,8 @@ def main() -> int:
         _print(alone, pairs, variants)
         print(
             "spans exported by the traced targets to the stub collector: "
-            f"{_StubCollector.exports} posts"
+            f"{_StubCollector.exports} posts, {sum(_StubCollector.spans.values())} spans: "
+            + ", ".join(f"{n} {name}" for name, n in _StubCollector.spans.most_common())
         )
         time.sleep(1)
         stored = asyncio.run(_count_packets(url))
