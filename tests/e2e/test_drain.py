@@ -21,7 +21,7 @@ from callscope.calls.vocabulary import Track
 from callscope.ingest.native import binary_frame
 from tests.e2e.processes import callscope_process, clean_env, free_port, wait_ready
 from tests.factories import audio, packet_body
-from tests.integration.test_media_streams import media, start
+from tests.integration.test_media_streams import closed, media, start
 
 pytestmark = pytest.mark.usefixtures("db")
 
@@ -71,15 +71,6 @@ async def _native_until_closed(
     return socket.close_code
 
 
-async def _close_code(socket: ClientConnection) -> int | None:
-    try:
-        async for _ in socket:
-            pass
-    except ConnectionClosed:
-        pass
-    return socket.close_code
-
-
 async def test_sigterm_drains_without_failing_a_request(
     db_url: str, db: asyncpg.Connection, tmp_path: Path
 ) -> None:
@@ -122,8 +113,8 @@ async def test_sigterm_drains_without_failing_a_request(
             window_ends = signalled + DRAIN_SECONDS
 
             native_code = await asyncio.wait_for(streaming, 15)
-            twilio_code = await asyncio.wait_for(_close_code(twilio), 15)
-            feed_code = await asyncio.wait_for(_close_code(feed), 15)
+            twilio_code, _ = await closed(twilio, within=15)
+            feed_code, _ = await closed(feed, within=15)
             stop_sending.set()
             outcomes = await sending
         exit_code = await asyncio.to_thread(process.wait, 20)
