@@ -57,6 +57,7 @@ async def _peak_connections(url: str, role: str, peaks: list[int]) -> None:
         await watcher.close()
 
 
+@pytest.mark.slow  # 200+ calls through one worker at concurrency 256
 async def test_a_worker_at_high_concurrency_stays_within_its_connection_budget(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
 ) -> None:
@@ -142,6 +143,7 @@ class _Outage:
         return await self._now().analyze(transcript)
 
 
+@pytest.mark.slow  # an outage, the breaker's open time, then recovery
 async def test_while_the_provider_is_down_calls_are_held_back_then_all_archived(
     settings: Settings, db: asyncpg.Connection
 ) -> None:

@@ -199,6 +199,7 @@ async def test_the_native_stream_needs_an_ingest_token(
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
 
 
+@pytest.mark.slow  # seconds of frames sent faster than real time
 async def test_a_sender_faster_than_real_time_meets_back_pressure(
     settings: Settings, db: asyncpg.Connection
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 
 from callscope.app import create_app
 from callscope.process import Process, open_process
@@ -121,6 +122,7 @@ async def test_failing_progress_flushes_are_named_and_their_calls_sent_after_rec
     assert '"call_id":"counted"' in getattr(message, "text", "")
 
 
+@pytest.mark.slow  # waits out the re-queue loop's interval and backoff
 async def test_a_failing_requeue_loop_is_named_until_it_recovers(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
