@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-streams bench-ai bench-live bench-local bench-retention cluster eval-ai lock clean
+.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-instructions bench-streams bench-ai bench-live bench-local bench-retention cluster eval-ai lock clean
 
 # Tests run on two processes (pytest-xdist), each with its own throw-away database.
 PYTEST_WORKERS ?= 2
@@ -60,6 +60,9 @@ docs: install  ## regenerate the README's configuration table from Settings
 
 bench: install  ## ingest: callscope vs a bare endpoint, and with metrics + tracing vs without (needs wrk)
 	$(BIN)/python -m benchmarks.ingest
+
+bench-instructions: install  ## what metrics + tracing cost per ingest request, in instructions (needs valgrind, wrk)
+	$(BIN)/python -m benchmarks.ingest_instructions
 
 bench-streams: install  ## media streams: Twilio, native and HTTP against a bare endpoint, CPU per frame
 	$(BIN)/python -m benchmarks.streams

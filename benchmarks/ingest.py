@@ -104,7 +104,7 @@ class Result:
 
 
 @contextmanager
-def _process(args: list[str], env: dict[str, str], name: str) -> Iterator[psutil.Process]:
+def server_process(args: list[str], env: dict[str, str], name: str) -> Iterator[psutil.Process]:
     log = Path(tempfile.gettempdir()) / f"callscope-bench-{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -115,10 +115,11 @@ def _process(args: list[str], env: dict[str, str], name: str) -> Iterator[psutil
             process.wait(timeout=30)
 
 
-class _StubCollector(BaseHTTPRequestHandler):
+class StubCollector(BaseHTTPRequestHandler):
     """Accepts OTLP/HTTP exports, so tracing costs what it costs, and counts them and their
     spans by name (the collector runs in this script's process, not the servers')."""
 
+    protocol_version = "HTTP/1.1"  # keeps the exporter's connection open, as a collector does
     exports = 0
     spans: ClassVar[Counter[str]] = Counter()  # by name
 
@@ -137,8 +138,8 @@ class _StubCollector(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def _stub_collector() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StubCollector)
+def stub_collector() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StubCollector)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -152,7 +153,7 @@ def _cpu(process: psutil.Process) -> float:
     return times.user + times.system
 
 
-def _wait_answering(url: str, timeout: float = 60) -> None:
+def wait_answering(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -164,10 +165,10 @@ def _wait_answering(url: str, timeout: float = 60) -> None:
     raise TimeoutError(url)
 
 
-def _wrk(
+def start_wrk(
     base: str, *, connections: int, seconds: int, prefix: str, calls: int
 ) -> subprocess.Popen[str]:
-    """wrk, started (its BENCH_RESULT line comes from `_wrk_result`)."""
+    """wrk, started (its BENCH_RESULT line comes from `wrk_result`)."""
     env = {**os.environ, "BENCH_TOKEN": TOKEN, "BENCH_PREFIX": prefix, "BENCH_CALLS": str(calls)}
     return subprocess.Popen(
         [
@@ -187,7 +188,7 @@ def _wrk(
     )
 
 
-def _wrk_result(wrk: subprocess.Popen[str]) -> dict[str, int]:
+def wrk_result(wrk: subprocess.Popen[str]) -> dict[str, int]:
     out, _ = wrk.communicate()
     if wrk.returncode != 0:
         raise subprocess.CalledProcessError(wrk.returncode, wrk.args, out)
@@ -213,7 +214,7 @@ def _measure_together(
     machine, so their CPU per request compares even when that contention drifts."""
     cpu = {target: _cpu(process) for target, (_, process) in servers.items()}
     running = {
-        target: _wrk(
+        target: start_wrk(
             base,
             connections=connections,
             seconds=seconds,
@@ -222,7 +223,7 @@ def _measure_together(
         )
         for target, (base, _) in servers.items()
     }
-    raws = {target: _wrk_result(wrk) for target, wrk in running.items()}
+    raws = {target: wrk_result(wrk) for target, wrk in running.items()}
     used = {target: _cpu(process) - cpu[target] for target, (_, process) in servers.items()}
     return [_result(target, connections, raw, used[target]) for target, raw in raws.items()]
 
@@ -350,7 +351,35 @@ def _print(alone: list[Result], pairs: list[tuple[Result, Result]], variants: li
             )
 
 
-def _server_env(base: dict[str, str], target: Target, collector: str) -> dict[str, str]:
+def bench_database(stack: ExitStack) -> str:
+    """A new database at head on CALLSCOPE_DATABASE_URL's server (else 127.0.0.1:5432, else
+    an embedded PostgreSQL), dropped when `stack` closes; its URL."""
+    admin = os.environ.get("CALLSCOPE_DATABASE_URL") or stack.enter_context(admin_url())
+    name = f"callscope_bench_{uuid.uuid4().hex[:8]}"
+    asyncio.run(ensure_database(admin, name))
+    stack.callback(lambda: asyncio.run(drop_database(admin, name)))
+    url = database_url(admin, name)
+    upgrade_to_head(url)
+    return url
+
+
+def base_server_env(url: str) -> dict[str, str]:
+    """The settings every benchmarked server of callscope runs with, before `server_env`."""
+    env = clean_env(
+        CALLSCOPE_DATABASE_URL=url,
+        CALLSCOPE_INGEST_TOKENS=TOKEN,
+        CALLSCOPE_SUPERVISOR_TOKENS="bench-supervisor",
+        CALLSCOPE_LOG_LEVEL="WARNING",
+        # No idle sweep during the run: it would complete each measurement's 1,000 calls
+        # 30 s later, in the window of whichever measurement of that server runs then.
+        CALLSCOPE_CALL_IDLE_TIMEOUT="86400",
+    )
+    # Tuning knobs of the ingest path pass through, so they can be compared run against run.
+    env.update({k: v for k, v in os.environ.items() if k.startswith("CALLSCOPE_INGEST_")})
+    return env
+
+
+def server_env(base: dict[str, str], target: Target, collector: str) -> dict[str, str]:
     env = {k: v for k, v in base.items() if not k.startswith("OTEL_")}
     env["CALLSCOPE_METRICS_ENABLED"] = "true" if target.metrics else "false"
     if target.tracing:
@@ -383,39 +412,22 @@ def main() -> int:
         return 2
 
     with ExitStack() as stack:
-        configured = os.environ.get("CALLSCOPE_DATABASE_URL")
-        admin = configured or stack.enter_context(admin_url())
-        name = f"callscope_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(ensure_database(admin, name))
-        stack.callback(lambda: asyncio.run(drop_database(admin, name)))
-        url = database_url(admin, name)
-        upgrade_to_head(url)
-
-        env = clean_env(
-            CALLSCOPE_DATABASE_URL=url,
-            CALLSCOPE_INGEST_TOKENS=TOKEN,
-            CALLSCOPE_SUPERVISOR_TOKENS="bench-supervisor",
-            CALLSCOPE_LOG_LEVEL="WARNING",
-            # No idle sweep during the run: it would complete each measurement's 1,000 calls
-            # 30 s later, in the window of whichever measurement of that server runs then.
-            CALLSCOPE_CALL_IDLE_TIMEOUT="86400",
-        )
-        # Tuning knobs of the ingest path pass through, so they can be compared run against run.
-        env.update({k: v for k, v in os.environ.items() if k.startswith("CALLSCOPE_INGEST_")})
-        collector = stack.enter_context(_stub_collector())
+        url = bench_database(stack)
+        env = base_server_env(url)
+        collector = stack.enter_context(stub_collector())
         servers = [BASELINE, CONTROL, *(SPLIT if args.split else ()), OBSERVED]
         ports = {"bare": free_port()} | {target.name: free_port() for target in servers}
         processes = {
-            "bare": _process(
+            "bare": server_process(
                 [sys.executable, "-m", "benchmarks.bare_app", "--port", str(ports["bare"])],
-                {**_server_env(env, BASELINE, collector), "PYTHONPATH": str(HERE.parent)},
+                {**server_env(env, BASELINE, collector), "PYTHONPATH": str(HERE.parent)},
                 "bare",
             ),
         }
         for target in servers:
-            processes[target.name] = _process(
+            processes[target.name] = server_process(
                 [sys.executable, "-m", "callscope", "serve", "--port", str(ports[target.name])],
-                _server_env(env, target, collector),
+                server_env(env, target, collector),
                 target.name,
             )
         targets = {
@@ -423,8 +435,8 @@ def main() -> int:
             for target, process in processes.items()
         }
         for target in servers:
-            _wait_answering(f"{targets[target.name][0]}/readyz")
-        _wait_answering(f"{targets['bare'][0]}/docs")
+            wait_answering(f"{targets[target.name][0]}/readyz")
+        wait_answering(f"{targets['bare'][0]}/docs")
         variants = [target.name for target in servers if target != BASELINE]
 
         acknowledged = 0
@@ -458,8 +470,8 @@ def main() -> int:
         _print(alone, pairs, variants)
         print(
             "spans exported by the traced targets to the stub collector: "
-            f"{_StubCollector.exports} posts, {sum(_StubCollector.spans.values())} spans: "
-            + ", ".join(f"{n} {name}" for name, n in _StubCollector.spans.most_common())
+            f"{StubCollector.exports} posts, {sum(StubCollector.spans.values())} spans: "
+            + ", ".join(f"{n} {name}" for name, n in StubCollector.spans.most_common())
         )
         time.sleep(1)
         stored = asyncio.run(_count_packets(url))
