@@ -26,6 +26,7 @@ Needs valgrind and wrk (Debian: apt-get install valgrind wrk).
 """
 
 import argparse
+import asyncio
 import re
 import shutil
 import statistics
@@ -38,6 +39,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from tests.e2e.processes import free_port
 
 from benchmarks.ingest import (
@@ -56,6 +58,7 @@ from benchmarks.ingest import (
     wait_answering,
     wrk_result,
 )
+from callscope.settings import asyncpg_dsn
 
 TARGETS = (BASELINE, *SPLIT, OBSERVED)
 CONNECTIONS = 64
@@ -75,10 +78,22 @@ class Count:
     loop: float  # the event loop's thread, net of what it runs without load
     others: float  # every other thread (the span exporter's)
     spans: int  # exported during the two windows
+    commits: int  # of the database, during the two windows: the batches, mostly
 
     @property
     def total(self) -> float:
         return self.loop + self.others
+
+
+async def _commits(url: str) -> int:
+    """The database's committed transactions so far (pg_stat_database)."""
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        committed: int = await conn.fetchval(query)
+        return committed
+    finally:
+        await conn.close()
 
 
 def _callgrind(pid: int, *command: str) -> None:
@@ -97,7 +112,7 @@ def dumped_counts(out: Path) -> dict[tuple[int, int], int]:
 
 
 def _count(
-    target: Target, env: dict[str, str], collector: str, seconds: int, workdir: Path
+    target: Target, url: str, env: dict[str, str], collector: str, *, seconds: int, workdir: Path
 ) -> Count:
     out = workdir / f"{target.name}-{uuid.uuid4().hex[:6]}.out"
     port = free_port()
@@ -117,6 +132,7 @@ def _count(
         wrk_result(start_wrk(base, seconds=WARMUP_SECONDS, prefix=f"w{out.stem}", **load))
         time.sleep(EXPORT_DELAY_SECONDS + 1)  # the warm-up's spans go before counting
         spans_before = sum(StubCollector.spans.values())
+        commits_before = asyncio.run(_commits(url))
         _callgrind(server.pid, "--instr=on")
         raw = wrk_result(start_wrk(base, seconds=seconds, prefix=f"m{out.stem}", **load))
         _callgrind(server.pid, "--dump=load")
@@ -125,24 +141,25 @@ def _count(
         _callgrind(server.pid, "--dump=idle")
         _callgrind(server.pid, "--instr=off")
         spans = sum(StubCollector.spans.values()) - spans_before
+        commits = asyncio.run(_commits(url)) - commits_before
     counted = dumped_counts(out)
     window = raw["duration_us"] / 1e6
     requests = raw["requests"]
     loop = counted[1, 1] - counted[2, 1] / idle_seconds * window
     others = sum(n for (_, thread), n in counted.items() if thread != 1)
-    return Count(target.name, requests, loop / requests, others / requests, spans)
+    return Count(target.name, requests, loop / requests, others / requests, spans, commits)
 
 
 def _row(c: Count) -> str:
     return (
         f"{c.target:<10} {c.requests:>8} {c.loop:>12,.0f} {c.others:>12,.0f} "
-        f"{c.total:>12,.0f} {c.spans:>7}"
+        f"{c.total:>12,.0f} {c.spans:>7} {c.requests / max(c.commits, 1):>12.1f}"
     )
 
 
 _HEADER = (
     f"{'target':<10} {'requests':>8} {'loop/req':>12} {'others/req':>12} {'total/req':>12} "
-    f"{'spans':>7}"
+    f"{'spans':>7} {'req/commit':>12}"
 )
 
 
@@ -189,14 +206,17 @@ def main() -> int:
         print(f"benchmark: {', '.join(missing)} needed (Debian: apt-get install valgrind wrk)")
         return 2
     with ExitStack() as stack:
-        env = base_server_env(bench_database(stack))
+        url = bench_database(stack)
+        env = base_server_env(url)
         collector = stack.enter_context(stub_collector())
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="callgrind-")))
         counts: list[Count] = []
         print(_HEADER)
         for n in range(args.rounds):
             for target in TARGETS[n % len(TARGETS) :] + TARGETS[: n % len(TARGETS)]:
-                counts.append(_count(target, env, collector, args.seconds, workdir))
+                counts.append(
+                    _count(target, url, env, collector, seconds=args.seconds, workdir=workdir)
+                )
                 print(f"{_row(counts[-1])}   (round {n + 1})", flush=True)
         _print_costs(counts)
         return 0
