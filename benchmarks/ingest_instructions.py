@@ -15,6 +15,10 @@ calls streaming 160-byte frames), then over a window without load. Per request:
   callgrind's pace an export every 5 s carries ~15 times fewer spans than natively, so each
   span bears more of a POST's fixed cost.
 
+It also counts the database's commits in the two windows: requests per commit is the batches'
+size, which sets how many requests share each commit's work (a slower server, for any reason,
+would make smaller batches and pay more per request).
+
 Instructions are not time (caches, the kernel and the scheduler are left out), but two
 counts of the same build agree within about 2 %. Each round counts every target once, in
 a rotating order; the script prints each count, then the medians and the cost against the
