@@ -49,12 +49,12 @@ from pathlib import Path
 from typing import ClassVar
 
 import asyncpg
-import httpx
 import psutil
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tests.database import admin_url, database_url
 from tests.e2e.processes import clean_env, free_port
 
+from callscope.answering import wait_answering
 from callscope.db.admin import drop_database, ensure_database
 from callscope.db.migrate import upgrade_to_head
 from callscope.settings import asyncpg_dsn
@@ -104,11 +104,15 @@ class Result:
 
 
 @contextmanager
-def server_process(args: list[str], env: dict[str, str], name: str) -> Iterator[psutil.Process]:
+def server_process(
+    args: list[str], env: dict[str, str], name: str, *, ready: str, timeout: float = 60
+) -> Iterator[psutil.Process]:
+    """The server `args` start, once GET `ready` answers 200 (its output in a log file)."""
     log = Path(tempfile.gettempdir()) / f"callscope-bench-{name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
         try:
+            wait_answering(ready, process, name=name, log=log, timeout=timeout)
             yield psutil.Process(process.pid)
         finally:
             process.terminate()
@@ -151,18 +155,6 @@ def stub_collector() -> Iterator[str]:
 def _cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return times.user + times.system
-
-
-def wait_answering(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.2)
-        else:
-            return
-    raise TimeoutError(url)
 
 
 def start_wrk(
@@ -417,11 +409,13 @@ def main() -> int:
         collector = stack.enter_context(stub_collector())
         servers = [BASELINE, CONTROL, *(SPLIT if args.split else ()), OBSERVED]
         ports = {"bare": free_port()} | {target.name: free_port() for target in servers}
+        bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         processes = {
             "bare": server_process(
                 [sys.executable, "-m", "benchmarks.bare_app", "--port", str(ports["bare"])],
                 {**server_env(env, BASELINE, collector), "PYTHONPATH": str(HERE.parent)},
                 "bare",
+                ready=f"{bases['bare']}/docs",
             ),
         }
         for target in servers:
@@ -429,14 +423,12 @@ def main() -> int:
                 [sys.executable, "-m", "callscope", "serve", "--port", str(ports[target.name])],
                 server_env(env, target, collector),
                 target.name,
+                ready=f"{bases[target.name]}/readyz",
             )
         targets = {
-            target: (f"http://127.0.0.1:{ports[target]}", stack.enter_context(process))
+            target: (bases[target], stack.enter_context(process))
             for target, process in processes.items()
         }
-        for target in servers:
-            wait_answering(f"{targets[target.name][0]}/readyz")
-        wait_answering(f"{targets['bare'][0]}/docs")
         variants = [target.name for target in servers if target != BASELINE]
 
         acknowledged = 0

@@ -59,7 +59,6 @@ from benchmarks.ingest import (
     server_process,
     start_wrk,
     stub_collector,
-    wait_answering,
     wrk_result,
 )
 from callscope.settings import asyncpg_dsn
@@ -130,8 +129,9 @@ def _count(
         sys.executable,
         *("-m", "callscope", "serve", "--port", str(port)),
     ]
-    with server_process(args, server_env(env, target, collector), f"cg-{target.name}") as server:
-        wait_answering(f"{base}/readyz", timeout=600)
+    environment = server_env(env, target, collector)
+    name = f"cg-{target.name}"
+    with server_process(args, environment, name, ready=f"{base}/readyz", timeout=600) as server:
         load = {"connections": CONNECTIONS, "calls": CALLS}
         wrk_result(start_wrk(base, seconds=WARMUP_SECONDS, prefix=f"w{out.stem}", **load))
         time.sleep(EXPORT_DELAY_SECONDS + 1)  # the warm-up's spans go before counting
