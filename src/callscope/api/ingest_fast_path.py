@@ -69,7 +69,7 @@ class IngestFastPath:
             ack = await store_packet(process, call_id, packet)
         except ServiceError as exc:
             if exc.status in _INVALID_STATUSES:
-                INGEST_PACKETS.labels(IngestPath.http, "invalid").inc()
+                INGEST_PACKETS.add(IngestPath.http, "invalid")
             await send_problem(send, exc, scope["path"])
         else:
             await send_body(send, status=202, content_type="application/json", body=ack)
@@ -81,7 +81,7 @@ def _counting_invalid(send: Send) -> Send:
 
     async def counted(message: Message) -> None:
         if message["type"] == "http.response.start" and message["status"] in _INVALID_STATUSES:
-            INGEST_PACKETS.labels(IngestPath.http, "invalid").inc()
+            INGEST_PACKETS.add(IngestPath.http, "invalid")
         await send(message)
 
     return counted

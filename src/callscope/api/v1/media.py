@@ -217,7 +217,7 @@ class _TwilioSession:
                     return
             await self._drain()  # closed without `stop`: the call stays IN_PROGRESS
         except StreamRefused as exc:
-            INGEST_PACKETS.labels(IngestPath.twilio, "invalid").inc()
+            INGEST_PACKETS.add(IngestPath.twilio, "invalid")
             await self._drain()
             await self._socket.close(closes.BAD_REQUEST, str(exc))
         except (NotAuthenticated, Forbidden) as exc:
@@ -363,7 +363,7 @@ class _NativeSession:
                 await self._sink.put(self._call_id, frame)
             await self._sink.drain()  # the client left: keep what it sent
         except StreamRefused as exc:
-            INGEST_PACKETS.labels(IngestPath.stream, "invalid").inc()
+            INGEST_PACKETS.add(IngestPath.stream, "invalid")
             await self._sink.drain()
             await self._socket.close(closes.BAD_REQUEST, str(exc))
         except SinkFailed as exc:
