@@ -1,0 +1,59 @@
+"""The packets statement runs on its generic plan for small batches and on a plan of its own
+from `CUSTOM_PLAN_FROM` packets on, with the same verdicts either way."""
+
+import time
+
+import asyncpg
+
+from callscope.calls.vocabulary import Track
+from callscope.db.engine import create_ingest_pool
+from callscope.ingest.packets import Packet, PacketVerdict
+from callscope.ingest.repository import CUSTOM_PLAN_FROM, write_batch
+from callscope.settings import Settings
+from tests.factories import audio
+from tests.integration.checks import assert_counters_match_packets
+
+_PLANS = """
+SELECT generic_plans, custom_plans FROM pg_prepared_statements
+WHERE statement LIKE '%WITH input AS%'
+"""
+
+
+def _batch(call_id: str, size: int) -> list[tuple[str, Packet]]:
+    """`size` packets of one call: in order, then a gap, a duplicate and a conflict at the
+    end."""
+    now = time.time()
+    packets = [Packet(Track.inbound, n, audio(n), now, now) for n in range(size - 3)]
+    packets.append(Packet(Track.inbound, size + 5, audio(size + 5), now, now))  # a gap
+    packets.append(Packet(Track.inbound, 1, audio(1), now, now))  # a duplicate
+    packets.append(Packet(Track.inbound, 2, audio(99), now, now))  # a conflict
+    return [(call_id, packet) for packet in packets]
+
+
+async def test_large_batches_get_their_own_plan_with_the_same_verdicts(
+    db: asyncpg.Connection, db_url: str, settings: Settings
+) -> None:
+    pool = await create_ingest_pool(db_url, size=1)
+    try:
+        async with pool.acquire() as conn:
+            verdicts = {}
+            for size in (10, CUSTOM_PLAN_FROM - 1, CUSTOM_PLAN_FROM):
+                records = await write_batch(
+                    conn,
+                    _batch(f"plans-{size}", size),
+                    max_jump=settings.max_sequence_jump,
+                    default_format=settings.default_audio_format,
+                )
+                verdicts[size] = [record.verdict for record in records]
+            plans = await conn.fetchrow(_PLANS)
+            mode = await conn.fetchval("SELECT current_setting('plan_cache_mode')")
+    finally:
+        await pool.close()
+
+    for size, found in verdicts.items():
+        accepted = [PacketVerdict.accepted] * (size - 2)
+        assert found == [*accepted, PacketVerdict.duplicate, PacketVerdict.conflict], size
+    assert plans is not None
+    assert (plans["generic_plans"], plans["custom_plans"]) == (2, 1)
+    assert mode == "force_generic_plan"  # the large batch's SET LOCAL ended with it
+    await assert_counters_match_packets(db)
