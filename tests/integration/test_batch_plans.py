@@ -1,12 +1,18 @@
 """The packets statement runs on its generic plan for small batches and on a plan of its own
-from `CUSTOM_PLAN_FROM` packets on, with the same verdicts either way."""
+from `CUSTOM_PLAN_FROM` packets on, with the same verdicts either way; no plan of the batch
+statements scans a table."""
 
+import json
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
+import pytest
 
 from callscope.calls.vocabulary import Track
 from callscope.db.engine import create_ingest_pool
+from callscope.ingest import repository
 from callscope.ingest.packets import Packet, PacketVerdict
 from callscope.ingest.repository import CUSTOM_PLAN_FROM, write_batch
 from callscope.settings import Settings
@@ -57,3 +63,48 @@ async def test_large_batches_get_their_own_plan_with_the_same_verdicts(
     assert (plans["generic_plans"], plans["custom_plans"]) == (2, 1)
     assert mode == "force_generic_plan"  # the large batch's SET LOCAL ended with it
     await assert_counters_match_packets(db)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        repository._CREATE_CALLS,
+        repository._LOCK_CALLS,
+        repository._WRITE_PACKETS,
+        repository._CREATED_EVENTS,
+    ],
+    ids=["create-calls", "lock-calls", "write-packets", "created-events"],
+)
+async def test_the_ingest_sessions_generic_plans_scan_no_table(db_url: str, statement: str) -> None:
+    """A generic plan is made once, on whatever the tables held then (here: a few rows),
+    and kept while they grow: it must reach rows by key."""
+    pool = await create_ingest_pool(db_url, size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(f"PREPARE batch_statement AS {statement}")
+            try:
+                arity = await conn.fetchval(
+                    "SELECT cardinality(parameter_types) FROM pg_prepared_statements "
+                    "WHERE name = 'batch_statement'"
+                )
+                nulls = ", ".join(["NULL"] * arity)
+                explained = await conn.fetchval(
+                    f"EXPLAIN (FORMAT JSON) EXECUTE batch_statement({nulls})"
+                )
+            finally:
+                await conn.execute("DEALLOCATE batch_statement")
+    finally:
+        await pool.close()
+    (plan,) = json.loads(explained)
+    scans = [
+        node.get("Relation Name")
+        for node in _nodes(plan["Plan"])
+        if node["Node Type"] == "Seq Scan"
+    ]
+    assert scans == []
