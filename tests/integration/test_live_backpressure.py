@@ -107,13 +107,17 @@ async def test_a_supervisor_that_never_reads(settings: Settings, db: asyncpg.Con
             await asyncio.sleep(3 * live.live_progress_interval)
             sampler.cancel()
             await _everything_arrives(watcher, db)
+        # The baseline again, once the stuck supervisor is gone: of the two, the slower is
+        # what the shared machine allowed around the loaded run.
+        baseline_after = await _ingest(http, "after")
 
     # Its memory is bounded: the event queue never outgrew its bound (it was resynced instead).
     assert max(events for events, _ in queued) <= QUEUE_BOUND
     assert stuck.overflows >= 1, (max(queued), len(queued))
     # Ingestion did not slow down (generous margins: a shared 2-core machine).
-    base_p50, loaded_p50 = statistics.median(baseline), statistics.median(loaded)
-    base_p95 = statistics.quantiles(baseline, n=20)[-1]
+    base_p50 = max(statistics.median(baseline), statistics.median(baseline_after))
+    base_p95 = max(statistics.quantiles(b, n=20)[-1] for b in (baseline, baseline_after))
+    loaded_p50 = statistics.median(loaded)
     loaded_p95 = statistics.quantiles(loaded, n=20)[-1]
     figures = (
         f"ingest p50 {base_p50 * 1e3:.1f} → {loaded_p50 * 1e3:.1f} ms, "
