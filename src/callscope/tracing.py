@@ -153,12 +153,6 @@ def keeps(parent: otel_context.Context | None = None, links: Sequence[Link] = ()
     return _random.random() < _root_ratio
 
 
-def keeps_new_trace() -> bool:
-    """`keeps` for a span with no parent, no current span and no links (a request that
-    came without `traceparent`): the ratio's draw alone. False when tracing is off."""
-    return _tracer is not None and _random.random() < _root_ratio
-
-
 @contextlib.contextmanager
 def kept_span(
     name: str,

@@ -28,9 +28,8 @@ class RequestSpans:
         if scope["type"] != "http" or not tracing.enabled():
             await self.app(scope, receive, send)
             return
-        carrier = _carrier(scope["headers"])
-        parent = None if carrier is None else tracing.incoming_context(carrier)
-        if not (tracing.keeps_new_trace() if parent is None else tracing.keeps(parent)):
+        parent = tracing.incoming_context(_carrier(scope["headers"]))
+        if not tracing.keeps(parent):
             await self.app(scope, receive, send)
             return
         await self._traced(scope, receive, send, parent)

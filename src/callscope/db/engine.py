@@ -57,7 +57,8 @@ async def create_ingest_pool(url: str, *, size: int, command_timeout: float = 10
         # once it held 300,000 rows (PostgreSQL had not analysed it again yet).
         server_settings={"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"},
         # These connections never change their session (no SET, LISTEN, advisory locks or
-        # cursors): nothing to reset, and a round trip saved on every batch.
+        # cursors; a large batch's SET LOCAL ends with its transaction): nothing to reset,
+        # and a round trip saved on every batch.
         reset=_nothing_to_reset,
     )
 
