@@ -75,13 +75,8 @@ def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 @pytest.mark.parametrize(
     "statement",
-    [
-        repository._CREATE_CALLS,
-        repository._LOCK_CALLS,
-        repository._WRITE_PACKETS,
-        repository._CREATED_EVENTS,
-    ],
-    ids=["create-calls", "lock-calls", "write-packets", "created-events"],
+    repository.BATCH_STATEMENTS.values(),
+    ids=repository.BATCH_STATEMENTS.keys(),
 )
 async def test_the_ingest_sessions_generic_plans_scan_no_table(db_url: str, statement: str) -> None:
     """A generic plan is made once, on whatever the tables held then (here: a few rows),

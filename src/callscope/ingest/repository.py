@@ -198,6 +198,15 @@ INSERT INTO call_events (call_id, type, to_state)
 SELECT call_id, $2::text, $3::text FROM unnest($1::text[]) AS t(call_id)
 """
 
+# The statements a batch runs, by name: what tests/integration/test_batch_plans.py plans
+# generically to check that none of them scans a whole table.
+BATCH_STATEMENTS: Final = {
+    "create-calls": _CREATE_CALLS,
+    "lock-calls": _LOCK_CALLS,
+    "write-packets": _WRITE_PACKETS,
+    "created-events": _CREATED_EVENTS,
+}
+
 # From this many packets a batch has its packets statement planned for it, knowing its arrays'
 # sizes; smaller ones use the generic plan the ingest pool's sessions ask for (db/engine.py).
 # Measured on PostgreSQL 15, CPU per batch, custom -> generic plan: 1 packet 1.05 -> 0.41 ms,
