@@ -1,5 +1,6 @@
 """Hostile and broken requests: each gets its 4xx problem+json and nothing is stored."""
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -11,6 +12,7 @@ import pytest
 
 from callscope.settings import Settings
 from tests.factories import INGEST, SUPERVISOR, packet_body, post_packet, post_raw, running_app
+from tests.live import served
 
 MAX_PACKET = 1024
 GOOD = packet_body(1)
@@ -183,3 +185,116 @@ async def test_body_that_is_not_json_is_refused(
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+UNREADABLE_BODIES = {
+    "not UTF-8": json.dumps(GOOD).encode()[:-1] + b', "\xff": 1}',
+    "an integer of 5000 digits": json.dumps({**GOOD, "sequence": 0})
+    .encode()
+    .replace(b'"sequence": 0', b'"sequence": ' + b"9" * 5000),
+    "nested 2000 deep": json.dumps({**GOOD, "sequence": 0})
+    .encode()
+    .replace(b'"sequence": 0', b'"sequence": ' + b"[" * 2000 + b"]" * 2000),
+}
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["fast-path", "fastapi-route"])
+@pytest.mark.parametrize("body", UNREADABLE_BODIES.values(), ids=UNREADABLE_BODIES.keys())
+async def test_a_body_the_json_parser_gives_up_on_is_malformed(
+    client: httpx.AsyncClient, db: asyncpg.Connection, body: bytes, chunked: bool
+) -> None:
+    response = await post_raw(
+        client,
+        "/v1/call/stream/c1",
+        body,
+        headers={**INGEST, "content-type": "application/json"},
+        chunked=chunked,
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "malformed_json"
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+def _nested(depth: int) -> object:
+    """`depth` levels of objects and arrays within each other, the outermost an object (and
+    counting 1)."""
+    value: object = "leaf"
+    for level in range(depth - 1, -1, -1):
+        value = [value] if level % 2 else {"level": value}
+    return value
+
+
+UNSTORABLE_METADATA = {
+    "NaN": b'{"call_id": "m", "metadata": {"x": NaN}}',
+    "Infinity": b'{"call_id": "m", "metadata": {"x": -Infinity}}',
+    "1e400": b'{"call_id": "m", "metadata": {"x": 1e400}}',
+    "a lone surrogate": b'{"call_id": "m", "metadata": {"x": "\\ud83d"}}',
+    "a NUL in a key": b'{"call_id": "m", "metadata": {"a\\u0000b": 1}}',
+    "nested 33 deep": json.dumps({"call_id": "m", "metadata": _nested(33)}).encode(),
+    "nested 600 deep": json.dumps({"call_id": "m", "metadata": _nested(600)}).encode(),
+}
+
+
+@pytest.mark.parametrize("body", UNSTORABLE_METADATA.values(), ids=UNSTORABLE_METADATA.keys())
+async def test_metadata_postgresql_cannot_store_is_invalid(
+    client: httpx.AsyncClient, db: asyncpg.Connection, body: bytes
+) -> None:
+    response = await client.post(
+        "/v1/calls", content=body, headers={**INGEST, "content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["errors"][0]["loc"] == ["body", "metadata"]
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+async def test_metadata_nested_32_deep_is_stored_and_read_back(client: httpx.AsyncClient) -> None:
+    declared = {"call_id": "m", "metadata": _nested(32)}
+    assert (await client.post("/v1/calls", json=declared, headers=INGEST)).status_code == 201
+    read = await client.get("/v1/calls/m", headers=SUPERVISOR)
+    assert read.status_code == 200
+    assert read.json()["metadata"] == declared["metadata"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/call/stream/c1", "POST"),
+        ("DELETE", "/v1/calls", "GET, POST"),
+        ("GET", "/v1/calls/c1/complete", "POST"),
+        ("POST", "/healthz", "GET"),
+    ],
+)
+async def test_a_method_not_allowed_says_which_are(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    response = await client.request(method, path, headers=INGEST)
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert response.headers["allow"] == allowed
+
+
+async def test_a_body_cut_short_by_a_disconnect_is_not_stored(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """The client declared more than it sent, then went away: the server never had the
+    request, so nothing of it is stored (what came is valid JSON, but not the body)."""
+    sent = json.dumps(GOOD).encode()
+    async with served(settings) as server:
+        host, port = server.http.removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        head = (
+            f"POST /v1/call/stream/cut HTTP/1.1\r\nHost: callscope\r\n"
+            f"Authorization: {INGEST['Authorization']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(sent) + 100}\r\n\r\n"
+        )
+        writer.write(head.encode() + sent)
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the server has read what came
+        writer.close()
+        await writer.wait_closed()
+        async with httpx.AsyncClient(base_url=server.http) as client:
+            assert (await post_packet(client, "after", 1)).status_code == 202
+        await asyncio.sleep(0.3)  # time enough for the cut request to have been stored
+    assert await db.fetchval("SELECT array_agg(call_id) FROM calls") == ["after"]

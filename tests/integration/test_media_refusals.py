@@ -36,6 +36,15 @@ TWILIO_BAD_INPUT = {
         "chunk 'two' is not a whole number",
     ),
     "oversized message": (media("inbound", 2, b"\x7f" * LIMIT), f"limited to {LIMIT} bytes"),
+    # PostgreSQL cannot store a NUL: refused before the event is written, not failed there
+    "NUL in a mark's name": (
+        json.dumps({"event": "mark", "mark": {"name": "a\x00b"}}),
+        "the mark's name contains a NUL character",
+    ),
+    "NUL in a dtmf digit": (
+        json.dumps({"event": "dtmf", "dtmf": {"digit": "\x00", "track": "inbound_track"}}),
+        "the dtmf digit contains a NUL character",
+    ),
 }
 
 
@@ -58,6 +67,35 @@ async def test_bad_twilio_input_closes_with_4400_and_keeps_what_came_before(
     assert await db.fetchval("SELECT state FROM calls") == "IN_PROGRESS"
 
 
+async def _fail(*_: object, **__: object) -> None:
+    raise RuntimeError("a failure the server did not foresee")
+
+
+async def test_a_server_failure_mid_stream_closes_with_1011_and_keeps_what_came(
+    settings: Settings, db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with served(settings) as server:
+        monkeypatch.setattr(server.app.state.process.calls, "record_event", _fail)
+        async with connect(server.ws + "/v1/media/twilio", additional_headers=BEARER) as ws:
+            await ws.send(start())
+            for chunk in range(1, 51):
+                await ws.send(media("inbound", chunk))
+            await ws.send(json.dumps({"event": "mark", "mark": {"name": "greeting"}}))
+            code, why = await closed(ws)
+        native = "/v1/calls/n/media?token=" + INGEST_TOKEN
+        monkeypatch.setattr(server.app.state.process.calls, "complete", _fail)
+        async with connect(server.ws + native) as ws:
+            for sequence in range(1, 51):
+                await ws.send(binary_frame(Track.inbound, sequence, 1.0, audio(sequence)))
+            await ws.send(json.dumps({"type": "end", "final_sequences": {"inbound": 50}}))
+            native_code, native_why = await closed(ws)
+    assert (code, why) == (1011, "the server failed; reconnect and resume")
+    assert (native_code, native_why) == (1011, "the server failed; reconnect and resume")
+    stored = "SELECT count(*) FROM packets WHERE call_id = $1"
+    assert await db.fetchval(stored, "tw-1") == 50
+    assert await db.fetchval(stored, "n") == 50
+
+
 @pytest.mark.parametrize(
     ("first", "reason"),
     [
@@ -65,8 +103,9 @@ async def test_bad_twilio_input_closes_with_4400_and_keeps_what_came_before(
         (STOP, "stop before start"),
         (start(mediaFormat={"encoding": "audio/l16", "sampleRate": 16000}), "unsupported media"),
         (start(call_id=".."), "the call id"),
+        (start(callSid="CA\x00cafe"), "callSid cannot be stored: a string contains a NUL"),
     ],
-    ids=["media before start", "stop before start", "unsupported format", "bad call id"],
+    ids=["media before start", "stop before start", "unsupported format", "bad call id", "NUL"],
 )
 async def test_a_twilio_stream_that_starts_wrong_stores_nothing(
     settings: Settings, db: asyncpg.Connection, first: str, reason: str
@@ -95,6 +134,7 @@ NATIVE_BAD_INPUT = {
     "unknown JSON track": (_json_frame(track="sideways"), "unknown track 'sideways'"),
     "JSON data not base64": (_json_frame(data="AA=C"), "not valid base64"),
     "unknown JSON field": (_json_frame(codec="pcmu"), "not an audio frame"),
+    "end with an unknown field": ('{"type": "end", "x": 1}', "not an end message"),
     "oversized message": (binary_frame(Track.inbound, 2, 1.0, b"x" * LIMIT), "limited to"),
 }
 

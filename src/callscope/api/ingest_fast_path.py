@@ -60,6 +60,8 @@ class IngestFastPath:
             await self.app(scope, receive, _counting_invalid(send))
             return
         body = await _read_body(receive)
+        if body is None:
+            return  # the client went away before its whole body came: nothing to store
         try:
             packet = PacketIn.model_validate_json(body)
         except ValidationError:
@@ -107,11 +109,14 @@ def _headers(scope: Scope) -> tuple[str | None, bytes | None, int | None]:
     return authorization, content_type, length
 
 
-async def _read_body(receive: Receive) -> bytes:
-    """The whole body; the server has already bounded it by its Content-Length."""
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body (the server has already bounded it by its Content-Length); None when
+    the client disconnected before sending all of it."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] != "http.request":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)

@@ -9,15 +9,15 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from callscope.errors import MalformedJson, RequestInvalid, ServiceError, StorageUnavailable
 
 PROBLEM_JSON: Final = "application/problem+json"
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,8 @@ AUTH_ERRORS: Final = {
     403: "A token of the other kind (ingest vs supervisor).",
 }
 BODY_ERRORS: Final = {
-    400: "The body is not JSON.",
+    400: "The body is not JSON, or not JSON the service can read (not UTF-8, nested over "
+    "1,000 deep, an integer of more than 4,300 digits).",
     413: "The body is larger than the service accepts.",
     415: "The body is not `application/json`.",
 }
@@ -136,8 +137,17 @@ async def _render_unexpected_error(request: Request, exc: Exception) -> Response
     return _service_error_response(ServiceError("an unexpected error occurred"), request.url.path)
 
 
-async def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _render_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    if exc.status_code == HTTPStatus.BAD_REQUEST:
+        # FastAPI's answer to a body its JSON parser gave up on, other than a syntax error
+        # (that one is a RequestValidationError): not UTF-8, nested deeper than the parser
+        # goes, or an integer of more digits than Python converts.
+        unreadable = MalformedJson(
+            "The request body could not be read as JSON (it must be UTF-8, nested less "
+            "deeply, with integers of at most 4300 digits)."
+        )
+        return _service_error_response(unreadable, request.url.path)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
     body = problem_body(
         code=code, status=exc.status_code, detail=str(exc.detail), instance=request.url.path
@@ -151,13 +161,16 @@ async def _render_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path."""
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match != Match.NONE and isinstance(route, APIRoute | Route):
-            methods |= route.methods or set()
-    return sorted(methods)
+    """Every method some route serves at this path: asked of each route as a request of that
+    method would be (routes of an included router sit below one entry of `app.routes`)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:

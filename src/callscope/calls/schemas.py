@@ -19,6 +19,7 @@ from pydantic import (
 from callscope.audio.formats import SAMPLE_RATES, AudioEncoding
 from callscope.calls.ids import CALL_ID_DESCRIPTION, CALL_ID_PATTERN, MAX_CALL_ID_LENGTH, CallId
 from callscope.calls.states import CallState
+from callscope.calls.storable import MAX_JSON_DEPTH, json_problem
 from callscope.calls.vocabulary import EventType
 from callscope.ingest import strict_base64
 from callscope.ingest.packets import PacketStatus
@@ -191,7 +192,8 @@ class CallCreateIn(BaseModel):
     )
     metadata: dict[str, Any] = Field(
         default_factory=dict,
-        description="Anything the PBX wants kept with the call (JSON without NUL characters).",
+        description="Anything the PBX wants kept with the call: JSON without NUL characters, "
+        f"nested at most {MAX_JSON_DEPTH} levels deep (this object counting 1).",
         json_schema_extra={
             "propertyNames": {"pattern": NUL_FREE_PATTERN},
             "additionalProperties": {"$ref": "#/components/schemas/MetadataValue"},
@@ -201,8 +203,8 @@ class CallCreateIn(BaseModel):
     @field_validator("metadata")
     @classmethod
     def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if _has_nul(value):  # PostgreSQL's jsonb cannot store it
-            raise ValueError("metadata may not contain NUL characters")
+        if (problem := json_problem(value)) is not None:
+            raise ValueError(f"metadata cannot be stored: {problem}")
         return value
 
 
@@ -245,16 +247,6 @@ def declared_format_schema(default_encoding: AudioEncoding) -> list[dict[str, An
         }
     )
     return branches
-
-
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
 
 
 class CompleteIn(BaseModel):

@@ -118,7 +118,9 @@ def parse_text(text: str | bytes, *, max_packet_bytes: int) -> Packet | EndOfStr
     except msgspec.ValidationError as exc:
         try:
             end = _END.decode(text)
-        except msgspec.DecodeError:
+        except msgspec.DecodeError as end_exc:
+            if _names_a_type(text):
+                raise StreamRefused(f"not an end message: {end_exc}") from end_exc
             raise StreamRefused(f"not an audio frame: {exc}") from exc
         return EndOfStream(_final_sequences(end.final_sequences))
     except msgspec.DecodeError as exc:
@@ -132,6 +134,12 @@ def parse_text(text: str | bytes, *, max_packet_bytes: int) -> Packet | EndOfStr
     except ValueError as exc:
         raise StreamRefused(f"data of sequence {audio.sequence} is not valid base64") from exc
     return _packet(track, audio.sequence, audio.timestamp, data, max_packet_bytes)
+
+
+def _names_a_type(text: str | bytes) -> bool:
+    """Whether a message that is neither frame nor end has a `type`: it meant to be an end
+    (audio frames have none), so that is the refusal to explain."""
+    return b'"type"' in (text.encode() if isinstance(text, str) else text)
 
 
 def _final_sequences(named: dict[str, int]) -> dict[Track, int]:

@@ -16,6 +16,7 @@ import msgspec
 
 from callscope.calls.ids import is_call_id
 from callscope.calls.schemas import MAX_SEQUENCE
+from callscope.calls.storable import json_problem, text_problem
 from callscope.calls.vocabulary import Track
 from callscope.ingest import strict_base64
 from callscope.ingest.packets import Packet, StreamRefused
@@ -167,9 +168,10 @@ class TwilioStream:
         if isinstance(message, TwilioMedia):
             return self._media(message.media)
         if isinstance(message, TwilioDtmf):
-            return KeyPressed(track=_track(message.dtmf.track), digit=message.dtmf.digit[:8])
+            digit = _storable(message.dtmf.digit, "the dtmf digit")[:8]
+            return KeyPressed(track=_track(message.dtmf.track), digit=digit)
         if isinstance(message, TwilioMark):
-            return MarkReached(name=message.mark.name[:200])
+            return MarkReached(name=_storable(message.mark.name, "the mark's name")[:200])
         return StreamStopped(final_sequences=dict(self.last_chunk))
 
     def _start(self, start: TwilioStartDetails) -> StreamStart:
@@ -191,12 +193,13 @@ class TwilioStream:
         if not is_call_id(call_id):
             raise StreamRefused("the call id (customParameters.call_id or callSid) is not valid")
         token = parameters.pop(TOKEN_PARAMETER, None)
-        if any("\x00" in key or "\x00" in value for key, value in parameters.items()):
-            raise StreamRefused("custom parameters may not contain NUL characters")
+        metadata = {**parameters, "call_sid": start.call_sid}
+        if (problem := json_problem(metadata)) is not None:
+            raise StreamRefused(f"the custom parameters and callSid cannot be stored: {problem}")
         self.started_at = self.clock()
         return StreamStart(
             call_id=call_id,
-            metadata={**parameters, "call_sid": start.call_sid},
+            metadata=metadata,
             token=token,
             tracks=tuple(_track(name) for name in start.tracks),
         )
@@ -223,6 +226,12 @@ class TwilioStream:
             sent_at=self.started_at + offset_ms / 1000,
             received_at=time.time(),
         )
+
+
+def _storable(text: str, what: str) -> str:
+    if (problem := text_problem(text)) is not None:
+        raise StreamRefused(f"{what} {problem}")
+    return text
 
 
 def _base64_problem(exc: ValueError) -> str:

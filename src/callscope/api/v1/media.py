@@ -60,6 +60,7 @@ router = APIRouter()
 
 TWILIO_FORMAT: Final = AudioFormat(AudioEncoding.mulaw, 8000)
 _CLOSE_WAIT_S: Final = 5.0
+_FAILED_REASON: Final = "the server failed; reconnect and resume"
 
 T = TypeVar("T")
 
@@ -229,6 +230,11 @@ class _TwilioSession:
             await self._socket.close(closes.BAD_REQUEST, f"{exc.code}: {exc.detail}")
         except SinkFailed as exc:
             await self._socket.close(closes.TRY_AGAIN_LATER, str(exc))
+        except Exception:  # the socket's boundary: keep what came, then say the server failed
+            log.exception("media_stream_failed", transport="twilio")
+            with contextlib.suppress(Exception):
+                await self._drain()
+            await self._socket.close(closes.INTERNAL_ERROR, _FAILED_REASON)
         finally:
             if self._sink is not None:
                 await self._sink.abandon()
@@ -368,6 +374,11 @@ class _NativeSession:
             await self._socket.close(closes.BAD_REQUEST, str(exc))
         except SinkFailed as exc:
             await self._socket.close(closes.TRY_AGAIN_LATER, str(exc))
+        except Exception:  # the socket's boundary: keep (and ack) what came, then say so
+            log.exception("media_stream_failed", transport="stream")
+            with contextlib.suppress(Exception):
+                await self._sink.drain()
+            await self._socket.close(closes.INTERNAL_ERROR, _FAILED_REASON)
         finally:
             await self._sink.abandon()
 
