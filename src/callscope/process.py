@@ -4,7 +4,8 @@ tasks under one `Supervisor`, and tears everything down in order. The API's life
 `callscope worker`, `callscope run` and the tests all go through it.
 """
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -188,10 +189,7 @@ def _start_api_tasks(process: Process) -> None:
     supervisor.every("live-progress", settings.live_progress_interval, hub.flush_progress)
     sweep = idle_sweep(process.calls, idle_seconds=settings.call_idle_timeout)
     supervisor.every("idle-sweeper", settings.sweep_interval, sweep)
-    engine = process.engine
-    supervisor.every("calls-gauge", settings.gauge_interval, lambda: gauges.count_calls(engine))
-    if settings.metrics_port is not None:
-        _serve_metrics(process, settings.metrics_port)
+    _start_metrics(process, "calls-gauge", gauges.count_calls, settings.metrics_port)
 
 
 def _start_worker_tasks(
@@ -210,18 +208,27 @@ def _start_worker_tasks(
     )
     process.supervisor.start("ai-worker", worker.run)
     process.supervisor.every("ai-requeue", worker.requeue_interval, worker.requeue_lost)
-    engine = process.engine
-    process.supervisor.every(
-        "jobs-gauge", process.settings.gauge_interval, lambda: gauges.count_jobs(engine)
-    )
-    if process.settings.worker_metrics_port is not None:
-        _serve_metrics(process, process.settings.worker_metrics_port)
+    worker_port = process.settings.worker_metrics_port
+    _start_metrics(process, "jobs-gauge", gauges.count_jobs, worker_port)
     retention = RetentionPolicy.from_settings(process.settings)
     if retention.is_active:
         process.supervisor.start("retention-pruner", pruning_task(process.engine, retention))
 
 
-def _serve_metrics(process: Process, port: int) -> None:
+def _start_metrics(
+    process: Process,
+    gauge: str,
+    count: Callable[[AsyncEngine], Awaitable[None]],
+    port: int | None,
+) -> None:
+    """The periodic count behind a gauge, and the metrics port if one is set: neither when
+    metrics are off (CALLSCOPE_METRICS_ENABLED=false)."""
     settings = process.settings
-    server = MetricsServer(host=settings.host, port=port, token=settings.metrics_token)
-    process.supervisor.start(f"metrics-server-{port}", server.run)
+    if not settings.metrics_enabled:
+        return
+    process.supervisor.every(
+        gauge, settings.gauge_interval, functools.partial(count, process.engine)
+    )
+    if port is not None:
+        server = MetricsServer(host=settings.host, port=port, token=settings.metrics_token)
+        process.supervisor.start(f"metrics-server-{port}", server.run)

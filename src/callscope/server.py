@@ -14,7 +14,7 @@ import structlog
 import uvicorn
 from starlette.types import ASGIApp
 
-from callscope.logging import redact_tokens_in_server_logs
+from callscope.logging import take_over_server_logs
 from callscope.runtime import freeze_startup_objects
 
 log = structlog.get_logger(__name__)
@@ -120,7 +120,7 @@ def serve(
         # cost more CPU than the socket saves.
         ws_per_message_deflate=False,
     )
-    redact_tokens_in_server_logs()  # after uvicorn.Config, which sets up uvicorn's loggers
+    take_over_server_logs()  # after uvicorn.Config, which sets up uvicorn's loggers
     server = DrainingServer(config, drain=drain, grace=grace)
     freeze_startup_objects()
     _serving.append(server)

@@ -281,7 +281,8 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         True,
         description="Record and serve Prometheus metrics (`GET /metrics`). Off: the ingest "
-        "path records nothing and `/metrics` answers 404.",
+        "path records nothing, `/metrics` answers 404, no metrics port is opened and the "
+        "gauges' periodic counts do not run.",
     )
     metrics_port: int | None = Field(
         None,

@@ -56,6 +56,10 @@ def test_serve_ingests_over_a_real_socket_and_stops_cleanly(db_url: str, tmp_pat
         call = httpx.get(f"{base}/v1/calls/e2e-1", headers={"Authorization": "Bearer sup"})
         assert call.json()["packets"]["received"] == 1
     _assert_stopped_gracefully(process.returncode, tmp_path / "serve.log")
+    # Every line is one JSON object, uvicorn's own included (a log shipper parses them all).
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert "Application shutdown complete." in [line["event"] for line in lines]
+    assert all({"event", "level", "timestamp"} <= line.keys() for line in lines)
 
 
 def test_serve_without_a_database_url_explains_itself(tmp_path: Path) -> None:

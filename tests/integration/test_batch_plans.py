@@ -55,6 +55,7 @@ async def test_large_batches_get_their_own_plan_with_the_same_verdicts(
                 verdicts[size] = [record.verdict for record in records]
             plans = await conn.fetchrow(_PLANS)
             mode = await conn.fetchval("SELECT current_setting('plan_cache_mode')")
+            name = await conn.fetchval("SELECT current_setting('application_name')")
     finally:
         await pool.close()
 
@@ -64,6 +65,7 @@ async def test_large_batches_get_their_own_plan_with_the_same_verdicts(
     assert plans is not None
     assert (plans["generic_plans"], plans["custom_plans"]) == (2, 1)
     assert mode == "force_generic_plan"  # the large batch's SET LOCAL ended with it
+    assert name == "callscope-ingest"  # in pg_stat_activity
     await assert_counters_match_packets(db)
 
 

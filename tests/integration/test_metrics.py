@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
@@ -245,16 +246,22 @@ async def test_a_worker_serves_its_metrics_on_its_own_port(
 async def test_metrics_switched_off_are_neither_recorded_nor_served(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
-    off = settings.model_copy(update={"metrics_enabled": False})
+    port = free_port()
+    off = settings.model_copy(update={"metrics_enabled": False, "metrics_port": port})
     before = _samples(metrics.render().decode())
     try:
         async with served(off) as running, httpx.AsyncClient(base_url=running.http) as http:
             assert (await post_packet(http, "m-off", 1)).status_code == 202
             scrape = await http.get("/metrics")
+            tasks = set(running.app.state.process.supervisor.statuses)
+            with pytest.raises(httpx.ConnectError):
+                await http.get(f"http://127.0.0.1:{port}/metrics")
     finally:
         metrics.set_enabled(True)
     after = _samples(metrics.render().decode())
     assert scrape.status_code == 404
+    assert "calls-gauge" not in tasks
+    assert f"metrics-server-{port}" not in tasks
     assert scrape.headers["content-type"] == "application/problem+json"
     assert (
         _delta(before, after, "callscope_ingest_packets_total", path="http", outcome="accepted")

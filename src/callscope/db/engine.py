@@ -1,5 +1,7 @@
 """Engines: SQLAlchemy for reads and state changes, a raw asyncpg pool for the ingest path."""
 
+from typing import Final
+
 import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -9,6 +11,8 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from callscope.settings import asyncpg_dsn, sqlalchemy_url
+
+INGEST_APPLICATION_NAME: Final = "callscope-ingest"  # the group committer's connections
 
 
 def create_engine(
@@ -55,7 +59,11 @@ async def create_ingest_pool(url: str, *, size: int, command_timeout: float = 10
         # The statements reach rows by key only, and a plan made once must not scan a table:
         # one made on a new, empty database scanned `packets`, and cost 65 times as much
         # once it held 300,000 rows (PostgreSQL had not analysed it again yet).
-        server_settings={"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"},
+        server_settings={
+            "application_name": INGEST_APPLICATION_NAME,
+            "plan_cache_mode": "force_generic_plan",
+            "enable_seqscan": "off",
+        },
         # These connections never change their session (no SET, LISTEN, advisory locks or
         # cursors; a large batch's SET LOCAL ends with its transaction): nothing to reset,
         # and a round trip saved on every batch.
