@@ -22,6 +22,9 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
     """callscope's lines, and those of libraries that log through the standard library,
     as one JSON object per line on stderr (or a console format)."""
     global _standard_handler  # noqa: PLW0603 - one log format per process
+    root = logging.getLogger()
+    if _standard_handler is not None:
+        root.removeHandler(_standard_handler)
     # Plain tracebacks: a pretty one with local variables could print a token or audio.
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -43,8 +46,7 @@ def configure_logging(*, level: str, json_lines: bool) -> None:
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
-    root = logging.getLogger()
-    root.handlers = [_standard_handler]
+    root.addHandler(_standard_handler)
     # Libraries' warnings and errors, as before (their info lines are noise: one per provider
     # request, per transcription); uvicorn's loggers keep their own level.
     root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level]))
