@@ -72,6 +72,7 @@ class _Socket:
         self.websocket = websocket
         self.closed = False
         self._going_away = False
+        self._client_gone = False
         self._gone = asyncio.Event()
 
     async def go_away(self, write_what_came: Callable[[], Awaitable[None]]) -> None:
@@ -88,8 +89,15 @@ class _Socket:
             self._gone.set()
 
     async def send(self, message: msgspec.Struct) -> None:
-        if not self.closed:
+        """Send unless closed. A client that has gone is not an error: what it sent before
+        leaving is still read and written (`receive` ends at its disconnect), only the answers
+        are dropped, and a native client resends whatever it saw no ack for."""
+        if self.closed or self._client_gone:
+            return
+        try:
             await self.websocket.send_text(msgspec.json.encode(message).decode())
+        except (WebSocketDisconnect, RuntimeError):
+            self._client_gone = True
 
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed:
