@@ -202,3 +202,36 @@ async def test_a_call_whose_job_was_lost_is_requeued_by_the_worker(
             await wait_for_states(db, {"ARCHIVED"}, count=2)
     requeued = [e["call_id"] for e in logs if e["event"] == "ai_job_requeued"]
     assert requeued == ["orphan"]
+
+
+async def test_concurrent_retries_re_drive_a_failed_call_once(
+    client: httpx.AsyncClient,
+    replica_b: httpx.AsyncClient,
+    settings: Settings,
+    db: asyncpg.Connection,
+) -> None:
+    broken = settings.model_copy(
+        update={**FAST_AI, "ai_failure_rate": 1.0, "ai_max_attempts": 2, "ai_seed": 1}
+    )
+    await make_completed_calls(client, ["twice"])
+    async with worker_running(broken):
+        await wait_for_states(db, {"FAILED"}, count=1)
+    answers = await asyncio.gather(
+        *(
+            (client if n % 2 else replica_b).post("/v1/calls/twice/retry", headers=SUPERVISOR)
+            for n in range(30)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [200] + [409] * 29
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {
+        "invalid_state_transition"
+    }
+    jobs = await db.fetch("SELECT convert_from(payload, 'UTF8') AS call_id FROM pgqueuer")
+    assert [job["call_id"] for job in jobs] == ["twice"]
+    redriven = await db.fetchval(
+        "SELECT count(*) FROM call_events WHERE call_id = 'twice' AND from_state = 'FAILED'"
+    )
+    assert redriven == 1
+    call = await db.fetchrow("SELECT state, ai_epoch FROM calls")
+    assert call is not None
+    assert (call["state"], call["ai_epoch"]) == ("PROCESSING_AI", 1)
