@@ -13,7 +13,8 @@ def nginx_config(
 ) -> str:
     """An unprivileged nginx in the foreground: its files in `folder`, errors to `error_log`. Live
     sockets (the supervisor feed, media streams) are upgraded and may idle for an hour; a
-    replica that refuses or drops a request is skipped (every callscope POST is idempotent:
+    replica that refuses or drops a request, or answers 502 or 503 (shedding load, or a
+    WebSocket upgrade while it shuts down), is skipped (every callscope POST is idempotent:
     a resent packet is a duplicate, a resent `complete` changes nothing)."""
     servers = "\n".join(
         f"    server 127.0.0.1:{upstream} max_fails=1 fail_timeout=2s;" for upstream in upstreams
@@ -29,7 +30,7 @@ def nginx_config(
         "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         "      proxy_set_header X-Forwarded-Proto $scheme;\n"
         "      proxy_connect_timeout 2s;\n"
-        "      proxy_next_upstream error timeout non_idempotent;\n"
+        "      proxy_next_upstream error timeout http_502 http_503 non_idempotent;\n"
         "      proxy_next_upstream_tries 3;\n"
         "      proxy_buffering off;\n"
     )

@@ -29,7 +29,12 @@ class OpenSockets:
     def __init__(self) -> None:
         self._closers: dict[int, Closer] = {}
         self._ids = itertools.count()
-        self.closing = False
+        self._closing = False
+
+    def closing(self) -> bool:
+        """True from `close_all` on: new sockets are refused. A method, not an attribute: it
+        may turn True across any await, and a checker must not take it as still False."""
+        return self._closing
 
     def __len__(self) -> int:
         return len(self._closers)
@@ -45,8 +50,8 @@ class OpenSockets:
 
     async def close_all(self) -> None:
         """Close every socket (each its own way, side by side); from now on new ones are
-        refused (`closing`)."""
-        self.closing = True
+        refused (`closing()`)."""
+        self._closing = True
         closers = list(self._closers.values())
         results = await asyncio.gather(*(close() for close in closers), return_exceptions=True)
         for failure in (r for r in results if isinstance(r, BaseException)):

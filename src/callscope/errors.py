@@ -102,6 +102,15 @@ class IngestOverloaded(ServiceError):
     headers = (("Retry-After", "1"),)
 
 
+class ShuttingDown(ServiceError):
+    """A WebSocket upgrade to a replica that has closed its sockets for a shutdown: a load
+    balancer that retries 503s sends it to another replica."""
+
+    code = "shutting_down"
+    status = 503
+    headers = (("Retry-After", "1"),)
+
+
 class StorageUnavailable(ServiceError):
     code = "storage_unavailable"
     status = 503

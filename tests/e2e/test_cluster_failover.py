@@ -180,8 +180,9 @@ async def test_a_replica_stopped_with_sigterm_drains_and_no_request_fails(
     # checks that code without nginx). Through nginx on a loaded 2-core run the client once saw
     # 1006 instead (the socket ended without the close frame; cause not found): what must hold
     # either way is that the stream reconnects, resends and loses nothing, checked below.
-    assert stream.closes[0] in (1001, 1006), stream.closes
-    assert stream.closes[-1] == 1000
+    # One reconnect: the stopping replica answers its upgrade 503, which nginx retries on the
+    # survivor (before, least_conn sent it back to the stopping one up to 13 times in a row).
+    assert stream.closes in ([1001, 1000], [1006, 1000]), stream.closes
     await _assert_stream_stored(db, "drain-native")
     await assert_counters_match_packets(db)
     log.info(

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from callscope.auth.twilio import twilio_signature
 from callscope.calls.vocabulary import Track
@@ -268,3 +269,31 @@ async def test_a_sender_faster_than_real_time_meets_back_pressure(
             sampler.cancel()
     assert await db.fetchval("SELECT count(*) FROM packets") == 600
     assert 0 < peak <= 8, peak  # the group being written and the one queued behind it
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/media/twilio",
+        f"/v1/calls/late/media?token={INGEST_TOKEN}",
+        f"/ws/supervisor?token={SUPERVISOR_TOKEN}",
+    ],
+    ids=["twilio", "native", "supervisor feed"],
+)
+async def test_an_upgrade_after_the_sockets_closed_for_shutdown_is_a_503_a_balancer_retries(
+    settings: Settings, db: asyncpg.Connection, path: str
+) -> None:
+    """Accepted and closed with 1001, a reconnect that a least-connections balancer sent
+    straight back to the stopping replica (it has the fewest sockets) came back again and
+    again until it stopped listening; a 503 is one nginx retries on another replica."""
+    async with served(settings) as running:
+        await running.app.state.process.sockets.close_all()
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(running.ws + path, additional_headers=BEARER):
+                pass
+    response = refused.value.response
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert json.loads(response.body)["code"] == "shutting_down"
+    assert await db.fetchval("SELECT count(*) FROM calls") == 0

@@ -6,7 +6,7 @@ from http import HTTPStatus
 from typing import Any, Final
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -108,6 +108,12 @@ def _service_error_response(exc: ServiceError, instance: str) -> Response:
         headers=dict(exc.headers) or None,
         media_type=PROBLEM_JSON,
     )
+
+
+async def deny_upgrade(websocket: WebSocket, exc: ServiceError) -> None:
+    """Answer a WebSocket upgrade with `exc`'s problem document and HTTP status instead of
+    accepting it: a status a load balancer can act on (retry a 503 on another replica)."""
+    await websocket.send_denial_response(_service_error_response(exc, websocket.url.path))
 
 
 async def _render_service_error(request: Request, exc: Exception) -> Response:

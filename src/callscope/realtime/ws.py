@@ -20,10 +20,11 @@ from starlette.datastructures import QueryParams
 
 from callscope import tracing
 from callscope.api import closes
+from callscope.api.problems import deny_upgrade
 from callscope.auth.tokens import Role, TokenChecker
 from callscope.calls.ids import is_call_id
 from callscope.draining import GOING_AWAY_REASON
-from callscope.errors import Forbidden, NotAuthenticated
+from callscope.errors import Forbidden, NotAuthenticated, ShuttingDown
 from callscope.metrics import LIVE_CLOSED, LIVE_DELAY_SECONDS, LIVE_MESSAGES, LIVE_RESYNCS
 from callscope.process import Process
 from callscope.realtime.asyncapi import asyncapi_document
@@ -72,6 +73,9 @@ async def asyncapi() -> dict[str, Any]:
 @router.websocket("/ws/supervisor")
 async def supervisor_feed(websocket: WebSocket) -> None:
     process: Process = websocket.app.state.process
+    if process.sockets.closing():  # shutting down: a balancer retries the 503 elsewhere
+        await deny_upgrade(websocket, ShuttingDown(GOING_AWAY_REASON))
+        return
     await websocket.accept()
     refusal = _refusal(websocket)
     if refusal is not None:
@@ -82,7 +86,7 @@ async def supervisor_feed(websocket: WebSocket) -> None:
     except FeedParametersInvalid as exc:
         await _close(websocket, closes.BAD_REQUEST, str(exc))
         return
-    if process.sockets.closing:
+    if process.sockets.closing():
         await _close(websocket, closes.GOING_AWAY, GOING_AWAY_REASON)
         return
     subscriber = process.hub.subscribe(call_id=parameters.call_id)

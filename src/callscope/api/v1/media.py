@@ -18,6 +18,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from callscope.api import closes
+from callscope.api.problems import deny_upgrade
 from callscope.audio.formats import AudioEncoding, AudioFormat
 from callscope.auth.tokens import Role, TokenChecker
 from callscope.auth.twilio import is_valid_twilio_signature
@@ -33,6 +34,7 @@ from callscope.errors import (
     NotAuthenticated,
     SequenceOutOfRange,
     ServiceError,
+    ShuttingDown,
 )
 from callscope.ingest.batch import BatchResult, IngestOutcome
 from callscope.ingest.native import (
@@ -147,10 +149,14 @@ async def _opened(
 ) -> tuple[_Socket, T] | None:
     """Accept the upgrade, then close it again while the process is stopping (1001) or when
     `check` refuses its credentials (4401, 4403). Otherwise the socket and what `check`
-    returned."""
+    returned. Once the process has closed its sockets for a shutdown, the upgrade is refused
+    with HTTP 503 instead (1001 only for one that raced the shutdown)."""
+    if process.sockets.closing():
+        await deny_upgrade(websocket, ShuttingDown(GOING_AWAY_REASON))
+        return None
     await websocket.accept()
     socket = _Socket(websocket)
-    if process.sockets.closing:
+    if process.sockets.closing():
         await socket.close(closes.GOING_AWAY, GOING_AWAY_REASON)
         return None
     try:
