@@ -83,16 +83,21 @@ async def _until_stored(db: asyncpg.Connection, packets: int, within: float = 10
         await asyncio.sleep(0.05)
 
 
-async def test_the_same_frames_over_http_twilio_and_native_at_once_are_stored_once_each(
+async def test_the_same_frames_over_http_twilio_and_native_on_two_replicas_are_stored_once(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
+    """Two replicas (each its own committer and pools) and every path on each, one call."""
     everything = list(range(1, FRAMES + 1))
-    async with served(settings) as running, httpx.AsyncClient(base_url=running.http) as http:
+    async with (
+        served(settings) as a,
+        served(settings) as b,
+        httpx.AsyncClient(base_url=b.http) as http,
+    ):
         results = await asyncio.gather(
-            _twilio(running.ws, "shared", everything, stop=False),
-            _twilio(running.ws, "shared", everything[::-1], stop=False),
-            _native(running.ws, "shared", everything),
-            _native(running.ws, "shared", everything[::-1]),
+            _twilio(a.ws, "shared", everything, stop=False),
+            _twilio(b.ws, "shared", everything[::-1], stop=False),
+            _native(b.ws, "shared", everything),
+            _native(a.ws, "shared", everything[::-1]),
             _http(http, "shared", everything),
         )
     *closes, statuses = results
