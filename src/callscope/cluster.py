@@ -245,8 +245,8 @@ def _run(settings: Settings, args: argparse.Namespace, database_url: str) -> int
     with running_cluster(plan) as cluster:
         ports = ", ".join(f"{r.name} on :{r.port}" for r in cluster.replicas)
         _say(
-            f"callscope cluster: {len(cluster.replicas)} API replicas ({ports}), "
-            f"{len(cluster.workers)} workers; logs in {logs}",
+            f"callscope cluster: {_count(len(cluster.replicas), 'API replica')} ({ports}), "
+            f"{_count(len(cluster.workers), 'worker')}; logs in {logs}",
             f"callscope cluster: load balancer {cluster.url}  docs {cluster.url}/docs  "
             f"dashboard {cluster.url}/dashboard",
             *token_lines,
@@ -280,3 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
