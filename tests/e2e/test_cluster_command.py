@@ -99,7 +99,7 @@ async def test_the_cluster_serves_through_nginx_and_ctrl_c_leaves_nothing_behind
     assert cluster.returncode == 0, rest.decode()
     assert "callscope cluster: stopped" in rest.decode()
     assert f"load balancer http://127.0.0.1:{port}" in said
-    assert re.search(r"2 API replicas \(api-1 on :\d+, api-2 on :\d+\), 1 workers", said)
+    assert re.search(r"2 API replicas \(api-1 on :\d+, api-2 on :\d+\), 1 worker;", said)
     assert sum(" serve " in c for c in commands) == 2
     assert sum(c.endswith("callscope worker") for c in commands) == 1
     assert any("nginx" in c for c in commands)
