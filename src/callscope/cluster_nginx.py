@@ -13,9 +13,11 @@ def nginx_config(
 ) -> str:
     """An unprivileged nginx in the foreground: its files in `folder`, errors to `error_log`. Live
     sockets (the supervisor feed, media streams) are upgraded and may idle for an hour; a
-    replica that refuses or drops a request, or answers 502 or 503 (shedding load, or a
-    WebSocket upgrade while it shuts down), is skipped (every callscope POST is idempotent:
-    a resent packet is a duplicate, a resent `complete` changes nothing)."""
+    replica that refuses or drops a request is skipped (every callscope POST is idempotent:
+    a resent packet is a duplicate, a resent `complete` changes nothing), and so is one that
+    answers a WebSocket upgrade 503 (it is shutting down). An HTTP 503 (load shed) goes back
+    to the client with its Retry-After: nginx counts a retried 503 as the replica failing, and
+    with every replica shedding it took them all out and answered 502 "no live upstreams"."""
     servers = "\n".join(
         f"    server 127.0.0.1:{upstream} max_fails=1 fail_timeout=2s;" for upstream in upstreams
     )
@@ -30,12 +32,12 @@ def nginx_config(
         "      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n"
         "      proxy_set_header X-Forwarded-Proto $scheme;\n"
         "      proxy_connect_timeout 2s;\n"
-        "      proxy_next_upstream error timeout http_502 http_503 non_idempotent;\n"
         "      proxy_next_upstream_tries 3;\n"
         "      proxy_buffering off;\n"
     )
     upgraded = (
         f"{proxy}"
+        "      proxy_next_upstream error timeout http_503;\n"
         "      proxy_set_header Upgrade $http_upgrade;\n"
         "      proxy_set_header Connection $connection_upgrade;\n"
         f"      proxy_read_timeout {STREAM_TIMEOUT};\n"
@@ -70,7 +72,8 @@ http {{
     location ~ ^/v1/calls/[^/]+/media$ {{
 {upgraded}    }}
     location / {{
-{proxy}      proxy_read_timeout 60s;
+{proxy}      proxy_next_upstream error timeout non_idempotent;
+      proxy_read_timeout 60s;
     }}
   }}
 }}

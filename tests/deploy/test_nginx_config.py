@@ -1,8 +1,9 @@
 """deploy/nginx/nginx.conf run by Debian's nginx in front of recording upstreams (only the
 upstream address, listen address and temporary paths are swapped for the test's): WebSocket
 handshakes pass on the three stream paths and their bytes flow both ways, other requests
-reach the upstream on kept-alive HTTP/1.1 connections, a shedding replica (503) is skipped,
-and /metrics is not served through the balancer."""
+reach the upstream on kept-alive HTTP/1.1 connections, a shedding replica's 503 reaches the
+client (and takes no replica out), an upgrade a stopping replica answers 503 goes to the next
+one, and /metrics is not served through the balancer."""
 
 import os
 import re
@@ -19,6 +20,7 @@ import pytest
 from starlette.routing import WebSocketRoute
 
 from callscope.api.v1 import media
+from callscope.cluster_nginx import nginx_config
 from callscope.realtime import ws
 from tests.deploy.tools import DEPLOY, nginx
 from tests.deploy.upstream import Upstream, recording_upstream
@@ -42,15 +44,28 @@ def _config_for_test(upstream_ports: list[int], port: int, folder: Path) -> str:
     return swapped
 
 
+def _cluster_config(upstream_ports: list[int], port: int, folder: Path) -> str:
+    text = nginx_config(
+        host="127.0.0.1", port=port, upstreams=upstream_ports, folder=folder,
+        error_log=folder / "error.log",
+    )  # fmt: skip
+    return ("user root;\n" + text) if os.geteuid() == 0 else text
+
+
 @contextmanager
-def running_nginx(upstream_ports: list[int], folder: Path) -> Iterator[str]:
-    """nginx with the deploy configuration in front of the given upstreams; its base URL."""
+def running_nginx(
+    upstream_ports: list[int], folder: Path, *, cluster: bool = False
+) -> Iterator[str]:
+    """nginx with the deploy configuration (or `callscope cluster`'s) in front of the given
+    upstreams; its base URL."""
     port = free_port()
     config = folder / "nginx.conf"
-    config.write_text(_config_for_test(upstream_ports, port, folder))
+    make = _cluster_config if cluster else _config_for_test
+    config.write_text(make(upstream_ports, port, folder))
     with (folder / "nginx.log").open("wb") as log:
         process = subprocess.Popen(
-            [nginx(), "-e", "stderr", "-p", str(folder), "-c", str(config), "-g", "daemon off;"],
+            [nginx(), "-e", "stderr", "-p", str(folder), "-c", str(config)]
+            + ([] if cluster else ["-g", "daemon off;"]),  # the cluster's says it itself
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -139,16 +154,38 @@ def test_metrics_are_not_served_through_the_balancer(balanced: tuple[str, Upstre
     assert upstream.seen == []
 
 
-def test_a_shedding_replica_is_skipped_for_the_next(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cluster", [False, True], ids=["deploy", "callscope cluster"])
+def test_load_shedding_reaches_the_client_and_takes_no_replica_out(
+    tmp_path: Path, cluster: bool
+) -> None:
+    """Retried, a 503 counted as the replica failing: with both replicas shedding, nginx took
+    both out and answered 502 "no live upstreams" until fail_timeout passed."""
     with ExitStack() as stack:
-        shedding = stack.enter_context(recording_upstream(status=503))
-        healthy = stack.enter_context(recording_upstream())
-        base = stack.enter_context(running_nginx([shedding.port, healthy.port], tmp_path))
+        shedding = [stack.enter_context(recording_upstream(status=503)) for _ in range(2)]
+        ports = [u.port for u in shedding]
+        base = stack.enter_context(running_nginx(ports, tmp_path, cluster=cluster))
         with httpx.Client(base_url=base, timeout=5) as client:
-            answers = [client.post("/v1/call/stream/c", content="{}") for _ in range(4)]
-    assert [a.status_code for a in answers] == [200] * 4
-    assert len(healthy.seen) == 4
-    assert len(shedding.seen) >= 1  # round robin sent some there first
+            answers = [client.post("/v1/call/stream/c", content="{}") for _ in range(6)]
+    assert [a.status_code for a in answers] == [503] * 6
+    assert [len(u.seen) for u in shedding] == [3, 3]  # each asked once per request
+
+
+@pytest.mark.parametrize("cluster", [False, True], ids=["deploy", "callscope cluster"])
+@pytest.mark.parametrize("path", WEBSOCKET_PATHS)
+def test_an_upgrade_a_stopping_replica_refuses_goes_to_the_next(
+    tmp_path: Path, path: str, cluster: bool
+) -> None:
+    with ExitStack() as stack:
+        stopping = stack.enter_context(recording_upstream(status=503))
+        healthy = stack.enter_context(recording_upstream())
+        ports = [stopping.port, healthy.port]
+        base = stack.enter_context(running_nginx(ports, tmp_path, cluster=cluster))
+        for _ in range(2):
+            status, sock = _handshake(base, path)
+            sock.close()
+            assert status == "HTTP/1.1 101 Switching Protocols"
+    assert len(healthy.seen) == 2
+    assert len(stopping.seen) >= 1  # round robin sent one there first
 
 
 def test_every_stream_path_of_the_app_has_a_websocket_location() -> None:

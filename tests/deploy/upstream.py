@@ -1,6 +1,7 @@
 """A recording HTTP/1.1 upstream for checking a load balancer's configuration: it answers
 every request with its own status and notes what arrived (request line and headers); a
-WebSocket handshake gets 101, then every chunk the client sends comes back as b"echo:"+chunk.
+WebSocket handshake to an upstream whose status is 200 gets 101, then every chunk the client
+sends comes back as b"echo:"+chunk.
 """
 
 import socket
@@ -66,7 +67,7 @@ def _handler(upstream: Upstream) -> type[socketserver.BaseRequestHandler]:
                     buffer += chunk
                 del buffer[:length]
                 upstream.seen.append(Seen(method, path, version, headers, length))
-                if headers.get("upgrade", "").lower() == "websocket":
+                if headers.get("upgrade", "").lower() == "websocket" and upstream.status == 200:
                     self._tunnel(sock)
                     return
                 body = b"{}"
