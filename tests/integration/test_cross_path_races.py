@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any
 
 import asyncpg
 import httpx
@@ -55,7 +54,9 @@ async def _twilio(
         return await _drain(ws)
 
 
-async def _native(ws_base: str, call_id: str, sequences: list[int]) -> Any:
+async def _native(
+    ws_base: str, call_id: str, sequences: list[int]
+) -> tuple[int | None, str | None]:
     url = f"{ws_base}/v1/calls/{call_id}/media?token={INGEST_TOKEN}"
     async with connect(url) as ws:
         for sequence in sequences:
@@ -122,14 +123,14 @@ async def test_every_way_of_ending_a_call_raced_together_ends_it_once(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
     """Twilio's stop, the native stream's end and HTTP completes with other final sequences,
-    all at once, while packets still arrive: one transition, one final sequence, and no
-    packet stored after it."""
+    all at once, while packets still arrive: one transition, the winner's final sequence,
+    and every late packet either acknowledged and stored or refused and not stored."""
     first = list(range(1, 41))
     async with served(settings) as running, httpx.AsyncClient(base_url=running.http) as http:
         await _http(http, "ending", first)
         native_url = f"{running.ws}/v1/calls/ending/media?token={INGEST_TOKEN}"
 
-        async def native_end() -> Any:
+        async def native_end() -> tuple[int | None, str | None]:
             async with connect(native_url) as ws:
                 end = {"type": "end", "final_sequences": {"inbound": 50}}
                 await ws.send(json.dumps(end))
@@ -140,13 +141,12 @@ async def test_every_way_of_ending_a_call_raced_together_ends_it_once(
             answer = await http.post("/v1/calls/ending/complete", json=body, headers=INGEST)
             return answer.status_code
 
-        results = await asyncio.gather(
+        twilio_close, native_close, completes, late = await asyncio.gather(
             _twilio(running.ws, "ending", list(range(41, 61)), stop=True),
             native_end(),
-            *(complete(final) for final in (45, 55, 60, 70)),
+            asyncio.gather(*(complete(final) for final in (45, 55, 60, 70))),
             _http(http, "ending", list(range(61, 101))),
         )
-    twilio_close, native_close, *completes, late = results
     assert twilio_close[0] in (1000, 4409), twilio_close  # stopped first, or too late
     assert native_close == (1000, "stream ended; call completed")
     assert await db.fetchval("SELECT state FROM calls WHERE call_id = 'ending'") == "COMPLETED"
@@ -172,13 +172,14 @@ async def test_a_declaration_racing_first_frames_on_every_path_leaves_one_format
 ) -> None:
     declaration = {"call_id": "fresh", "encoding": "pcm_s16le", "sample_rate": 16000}
     async with served(settings) as running, httpx.AsyncClient(base_url=running.http) as http:
-        results = await asyncio.gather(
-            *(http.post("/v1/calls", json=declaration, headers=INGEST) for _ in range(5)),
+        declared, twilio_close, native_close, statuses = await asyncio.gather(
+            asyncio.gather(
+                *(http.post("/v1/calls", json=declaration, headers=INGEST) for _ in range(5))
+            ),
             _twilio(running.ws, "fresh", [1, 2, 3], stop=False, listen=1),
             _native(running.ws, "fresh", [4, 5]),
             _http(http, "fresh", [6, 7]),
         )
-    *declared, twilio_close, native_close, statuses = results
     encoding = await db.fetchval("SELECT encoding FROM calls WHERE call_id = 'fresh'")
     stored = {r["sequence"] for r in await db.fetch("SELECT sequence FROM packets")}
     assert (native_close[0], statuses) == (1000, [202, 202])
