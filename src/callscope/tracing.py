@@ -13,6 +13,14 @@ Everything else comes from the standard variables through the SDK: `OTEL_SERVICE
 `OTEL_RESOURCE_ATTRIBUTES`, the exporter's endpoint, headers and timeouts, the batch
 processor's limits.
 
+Spans are recorded here, not by the SDK's `Tracer`: a kept span is a few fields until it
+ends, when it becomes the SDK's `ReadableSpan` and goes to the span processor (the OTLP
+exporter's `BatchSpanProcessor`, or whatever a test installs). Made through the SDK, the two
+spans of a kept ingest request (its own and its batch's) cost ~200 µs of the event loop's CPU
+in a busy server, whose caches the SDK's longer path finds cold; at 1 % sampling that was
+~2 % of an ingest request's CPU (`docs/benchmarks.md`). The SDK's processors and exporters
+are used as they are; only `on_end` is called (the SDK's own processors do nothing on start).
+
 Spans: each HTTP request (continuing the caller's W3C `traceparent`), each ingest batch
 (linked to the requests and streams whose packets it carries), each AI job run (a child of
 the request that queued it: the job carries its `traceparent`), each provider attempt, the
@@ -23,6 +31,8 @@ hot paths test one module variable.
 import contextlib
 import os
 import random
+import time
+import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Final
@@ -30,23 +40,35 @@ from typing import Final
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Tracer
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import (
+    INVALID_SPAN_ID,
+    INVALID_TRACE_ID,
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 from opentelemetry.util.types import AttributeValue
 
-INSTRUMENTATION: Final = "callscope"
+INSTRUMENTATION: Final = InstrumentationScope("callscope")
 MAX_LINKS: Final = 128  # of one ingest batch: the SDK's default limit
 
-_tracer: Tracer | None = None
-_provider: TracerProvider | None = None
+_processor: SpanProcessor | None = None
+_resource: Resource = Resource.get_empty()
 _root_ratio = 1.0  # share of new traces kept
-_random = random.Random()  # noqa: S311 - sampling, not security
-# The context of the span `kept_span` made current, mirrored from OpenTelemetry's context:
-# the hot paths ask this one ContextVar instead of OpenTelemetry's context API, whose few
-# calls per request (the queued packet's parent, the batch's decision) cost ~4 % of an ingest
-# request's API CPU in the server although nothing was sampled.
+_random = random.Random()  # noqa: S311 - sampling and ids, not security
+os.register_at_fork(after_in_child=_random.seed)  # a forked process draws its own ids
+_SAMPLED: Final = TraceFlags(TraceFlags.SAMPLED)
+_UNSET: Final = Status(StatusCode.UNSET)
+# The context of the kept span current in this task, or None. The hot paths ask this one
+# ContextVar, where OpenTelemetry's context API (a few calls per request) cost ~4 % of an
+# ingest request's API CPU in the server although nothing was sampled.
 _KEPT: Final[ContextVar[SpanContext | None]] = ContextVar("callscope_kept_span", default=None)
 # What `span` returns for a span it does not make: one reusable no-op, where a generator-made
 # context manager cost ~1 µs to build for every ingest batch the sampler drops.
@@ -75,10 +97,7 @@ def configure_from_environment(service_name: str) -> bool:
     )
 
     resource = Resource.create({"service.name": service_name})  # OTEL_SERVICE_NAME wins
-    # Records every span it is asked for: `span` has sampled already.
-    provider = TracerProvider(resource=resource, sampler=ParentBased(ALWAYS_ON))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    install(provider, root_ratio=sampling_ratio())
+    install(BatchSpanProcessor(OTLPSpanExporter()), resource=resource, root_ratio=sampling_ratio())
     return True
 
 
@@ -95,25 +114,63 @@ def sampling_ratio(environ: Mapping[str, str] = os.environ) -> float:
     return 1.0
 
 
-def install(provider: TracerProvider, *, root_ratio: float = 1.0) -> None:
-    """Trace through `provider` from now on, keeping `root_ratio` of new traces (tests pass
-    one with an in-memory exporter)."""
-    global _tracer, _provider, _root_ratio  # noqa: PLW0603 - the process's one tracer
-    _provider = provider
+def install(
+    processor: SpanProcessor, *, resource: Resource | None = None, root_ratio: float = 1.0
+) -> None:
+    """Send every kept span to `processor` from now on, keeping `root_ratio` of new traces
+    (tests pass a `SimpleSpanProcessor` with an in-memory exporter)."""
+    global _processor, _resource, _root_ratio  # noqa: PLW0603 - the process's one pipeline
+    _processor = processor
+    _resource = resource or Resource.create({})
     _root_ratio = root_ratio
-    _tracer = provider.get_tracer(INSTRUMENTATION)
 
 
 def shutdown() -> None:
     """Export what is buffered and stop tracing."""
-    global _tracer, _provider  # noqa: PLW0603
-    if _provider is not None:
-        _provider.shutdown()
-    _tracer = _provider = None
+    global _processor  # noqa: PLW0603
+    if _processor is not None:
+        _processor.shutdown()
+    _processor = None
 
 
 def enabled() -> bool:
-    return _tracer is not None
+    return _processor is not None
+
+
+class KeptSpan:
+    """A kept span while it runs: what `span` and `kept_span` yield."""
+
+    __slots__ = ("_context", "attributes", "events", "status")
+
+    def __init__(self, context: SpanContext, attributes: Mapping[str, AttributeValue] | None):
+        self._context = context
+        self.attributes: dict[str, AttributeValue] = dict(attributes) if attributes else {}
+        self.events: list[Event] = []
+        self.status = _UNSET
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        self.attributes[key] = value
+
+    def set_status(self, code: StatusCode, description: str | None = None) -> None:
+        self.status = Status(code, description)
+
+    def record_exception(self, exc: BaseException) -> None:
+        """What the SDK records for an exception that leaves a span: an `exception` event
+        and an ERROR status."""
+        self.events.append(
+            Event(
+                "exception",
+                {
+                    "exception.type": type(exc).__qualname__,
+                    "exception.message": str(exc),
+                    "exception.stacktrace": "".join(traceback.format_exception(exc)),
+                },
+            )
+        )
+        self.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
 
 
 def span(
@@ -124,10 +181,10 @@ def span(
     links: Sequence[Link] = (),
     parent: otel_context.Context | None = None,
     started_at: float | None = None,
-) -> contextlib.AbstractContextManager[Span | None]:
+) -> contextlib.AbstractContextManager[KeptSpan | None]:
     """A span, current inside the block (from `started_at`, epoch seconds, if given); None
     (and nothing made) when tracing is off or the sampler drops it."""
-    if _tracer is None or not keeps(parent, links):
+    if _processor is None or not keeps(parent, links):
         return _NOT_KEPT
     return kept_span(
         name, kind=kind, attributes=attributes, links=links, parent=parent, started_at=started_at
@@ -139,7 +196,7 @@ def keeps(parent: otel_context.Context | None = None, links: Sequence[Link] = ()
     sampler drops (`kept_span` then makes the one it keeps). Parent-based: a child is kept
     when its parent is (a remote `traceparent`'s flag included); a new trace when a span it
     links to was, else by the ratio. False when tracing is off."""
-    if _tracer is None:
+    if _processor is None:
         return False
     if parent is not None:
         found = trace.get_current_span(parent).get_span_context()
@@ -162,25 +219,62 @@ def kept_span(
     links: Sequence[Link] = (),
     parent: otel_context.Context | None = None,
     started_at: float | None = None,
-) -> Iterator[Span]:
-    """A span `keeps` has kept (`span` without the decision), current inside the block.
+) -> Iterator[KeptSpan]:
+    """A span `keeps` has kept (`span` without the decision), current inside the block: a
+    child of `parent` (a caller's `traceparent`) if given, else of the kept span current
+    here, else the root of a new trace. An exception that leaves it is recorded on it.
     Tracing must be on."""
-    if _tracer is None:
+    processor = _processor
+    if processor is None:
         raise RuntimeError("tracing is off: ask `keeps` before making a span")
-    start_time = None if started_at is None else int(started_at * 1e9)
-    with _tracer.start_as_current_span(
-        name,
-        context=parent,
-        kind=kind,
-        attributes=attributes,
-        links=links,
-        start_time=start_time,
-    ) as current:
-        token = _KEPT.set(current.get_span_context())
-        try:
-            yield current
-        finally:
-            _KEPT.reset(token)
+    parent_context = _parent_context(parent)
+    context = SpanContext(
+        parent_context.trace_id if parent_context else _new_id(128, INVALID_TRACE_ID),
+        _new_id(64, INVALID_SPAN_ID),
+        is_remote=False,
+        trace_flags=_SAMPLED,
+        trace_state=parent_context.trace_state if parent_context else None,
+    )
+    start = time.time_ns() if started_at is None else int(started_at * 1e9)
+    current = KeptSpan(context, attributes)
+    token = _KEPT.set(context)
+    try:
+        yield current
+    except BaseException as exc:
+        current.record_exception(exc)
+        raise
+    finally:
+        _KEPT.reset(token)
+        processor.on_end(
+            ReadableSpan(
+                name,
+                context=context,
+                parent=parent_context,
+                resource=_resource,
+                attributes=current.attributes,
+                events=current.events,
+                links=links,
+                kind=kind,
+                status=current.status,
+                start_time=start,
+                end_time=time.time_ns(),
+                instrumentation_scope=INSTRUMENTATION,
+            )
+        )
+
+
+def _parent_context(parent: otel_context.Context | None) -> SpanContext | None:
+    if parent is not None:
+        found = trace.get_current_span(parent).get_span_context()
+        if found.is_valid:
+            return found
+    return _KEPT.get()
+
+
+def _new_id(bits: int, invalid: int) -> int:
+    while (new := _random.getrandbits(bits)) == invalid:
+        pass
+    return new
 
 
 def current_span_context() -> SpanContext | None:
@@ -201,16 +295,17 @@ def links_to(contexts: Sequence[SpanContext | None]) -> Sequence[Link]:
 def outgoing_headers() -> dict[str, str] | None:
     """`traceparent` (and `tracestate`) of the current span, for work that goes on elsewhere
     (an AI job); None when tracing is off or there is no span."""
-    if current_span_context() is None:
+    current = current_span_context()
+    if current is None:
         return None
     carrier: dict[str, str] = {}
-    propagate.inject(carrier)
+    propagate.inject(carrier, context=trace.set_span_in_context(NonRecordingSpan(current)))
     return carrier
 
 
 def incoming_context(carrier: Mapping[str, object] | None) -> otel_context.Context | None:
     """The context a `traceparent` carrier names (None: start a new trace)."""
-    if _tracer is None or not carrier:
+    if _processor is None or not carrier:
         return None
     return propagate.extract({k: v for k, v in carrier.items() if isinstance(v, str)})
 

@@ -13,10 +13,13 @@ import asyncpg
 import httpx
 import pytest
 import structlog
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
+from opentelemetry.trace import SpanKind, StatusCode
 from structlog.testing import capture_logs
 from websockets.asyncio.client import connect
 
@@ -31,9 +34,7 @@ from tests.live import feed_url, served
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_ON)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider)
+    tracing.install(SimpleSpanProcessor(exporter))
     try:
         yield exporter
     finally:
@@ -131,9 +132,7 @@ async def test_tracing_is_off_unless_the_environment_asks() -> None:
 
 async def test_the_sampler_decides_before_a_span_is_made(client: httpx.AsyncClient) -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_ON)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider, root_ratio=0.0)  # keep no new trace
+    tracing.install(SimpleSpanProcessor(exporter), root_ratio=0.0)  # keep no new trace
     trace_id = secrets.token_hex(16)
     try:
         for n, flags in enumerate(("", "00", "01"), start=1):
@@ -165,9 +164,7 @@ def test_the_ratio_comes_from_the_standard_variables() -> None:
 
 def test_a_span_inside_a_kept_one_is_its_kept_child_and_nothing_leaks_out() -> None:
     exporter = InMemorySpanExporter()
-    provider = TracerProvider(sampler=ALWAYS_ON)
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.install(provider, root_ratio=0.0)  # keep no new trace
+    tracing.install(SimpleSpanProcessor(exporter), root_ratio=0.0)  # keep no new trace
     try:
         with tracing.span("dropped") as dropped:
             assert dropped is None
@@ -187,3 +184,59 @@ def test_a_span_inside_a_kept_one_is_its_kept_child_and_nothing_leaks_out() -> N
     inner_parent = spans["inner"].parent
     assert inner_parent is not None
     assert inner_parent.span_id == spans["outer"].context.span_id
+
+
+def test_an_exception_that_leaves_a_span_is_recorded_on_it() -> None:
+    exporter = InMemorySpanExporter()
+    tracing.install(SimpleSpanProcessor(exporter))
+    try:
+        with pytest.raises(ValueError, match="bad frame"), tracing.kept_span("failing"):
+            raise ValueError("bad frame")
+    finally:
+        tracing.shutdown()
+    (failed,) = exporter.get_finished_spans()
+    assert failed.status.status_code is StatusCode.ERROR
+    assert failed.status.description == "ValueError: bad frame"
+    (event,) = failed.events
+    assert event.name == "exception"
+    assert event.attributes is not None
+    assert event.attributes["exception.type"] == "ValueError"
+    assert "bad frame" in str(event.attributes["exception.stacktrace"])
+
+
+def test_kept_spans_encode_for_otlp_with_their_parent_links_and_resource() -> None:
+    exporter = InMemorySpanExporter()
+    resource = Resource.create({"service.name": "callscope-test"})
+    tracing.install(SimpleSpanProcessor(exporter), resource=resource)
+    caller = f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    incoming = tracing.incoming_context({"traceparent": caller, "tracestate": "pbx=7"})
+    try:
+        with tracing.kept_span("request", kind=SpanKind.SERVER, parent=incoming) as request:
+            request.set_attribute("http.response.status_code", 202)
+            headers = tracing.outgoing_headers()
+            linked = tracing.current_span_context()
+        with tracing.span("batch", links=tracing.links_to([linked])):
+            pass
+    finally:
+        tracing.shutdown()
+    assert headers is not None
+    assert headers["traceparent"].split("-")[1] == caller.split("-")[1]
+    assert headers["traceparent"].split("-")[2] == format(
+        request.get_span_context().span_id, "016x"
+    )
+    assert headers["tracestate"] == "pbx=7"
+
+    decoded = ExportTraceServiceRequest.FromString(
+        encode_spans(exporter.get_finished_spans()).SerializeToString()
+    )
+    (resource_spans,) = decoded.resource_spans
+    service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+    assert service["service.name"] == "callscope-test"
+    by_name = {s.name: s for scope in resource_spans.scope_spans for s in scope.spans}
+    assert by_name["request"].parent_span_id.hex() == caller.split("-")[2]
+    assert by_name["request"].trace_id.hex() == caller.split("-")[1]
+    assert by_name["request"].attributes[0].value.int_value == 202
+    (link,) = by_name["batch"].links
+    assert link.span_id == by_name["request"].span_id
+    assert by_name["batch"].trace_id != by_name["request"].trace_id  # a batch starts its own
+    assert by_name["batch"].end_time_unix_nano >= by_name["batch"].start_time_unix_nano > 0
