@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-instructions bench-streams bench-ai bench-live bench-local bench-retention cluster eval-ai lock clean
+.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-instructions bench-spans bench-streams bench-ai bench-live bench-local bench-retention cluster eval-ai lock clean
 
 # Tests run on two processes (pytest-xdist), each with its own throw-away database.
 PYTEST_WORKERS ?= 2
@@ -63,6 +63,9 @@ bench: install  ## ingest: callscope vs a bare endpoint, and with metrics + trac
 
 bench-instructions: install  ## what metrics + tracing cost per ingest request, in instructions (needs valgrind, wrk)
 	$(BIN)/python -m benchmarks.ingest_instructions
+
+bench-spans: install  ## CPU of one sampled ingest request's two spans: callscope's tracing vs the SDK's tracer
+	$(BIN)/python -m benchmarks.kept_spans
 
 bench-streams: install  ## media streams: Twilio, native and HTTP against a bare endpoint, CPU per frame
 	$(BIN)/python -m benchmarks.streams

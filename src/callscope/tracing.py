@@ -16,9 +16,10 @@ processor's limits.
 Spans are recorded here, not by the SDK's `Tracer`: a kept span is a few fields until it
 ends, when it becomes the SDK's `ReadableSpan` and goes to the span processor (the OTLP
 exporter's `BatchSpanProcessor`, or whatever a test installs). Made through the SDK, the two
-spans of a kept ingest request (its own and its batch's) cost ~200 µs of the event loop's CPU
-in a busy server, whose caches the SDK's longer path finds cold; at 1 % sampling that was
-~2 % of an ingest request's CPU (`docs/benchmarks.md`). The SDK's processors and exporters
+spans of a kept ingest request (its own and its batch's) cost ~200 µs of CPU when the caches
+are cold, as a busy server's are between two kept requests, and ~65 µs made here
+(`make bench-spans`); at 1 % sampling, that was 2.5 to 3.7 points of the ingest path's CPU
+per request (`docs/benchmarks.md`). The SDK's processors and exporters
 are used as they are; only `on_end` is called (the SDK's own processors do nothing on start).
 
 Spans: each HTTP request (continuing the caller's W3C `traceparent`), each ingest batch
