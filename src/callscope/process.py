@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+import stamina
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -198,6 +199,10 @@ def _start_worker_tasks(
     session_factory: async_sessionmaker[AsyncSession],
     jobs: PgQueuerJobs,
 ) -> None:
+    # The handlers log and count every failed attempt (`ai_attempt_failed`,
+    # `callscope_ai_attempts_total`); stamina's own hooks would add a line per retry naming
+    # "<context block>" with empty arguments, and a `stamina_retries_total` counter.
+    stamina.instrumentation.set_on_retry_hooks([])
     worker = AiWorker(
         process.settings,
         engine=process.engine,

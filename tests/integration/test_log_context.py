@@ -61,3 +61,29 @@ async def test_an_unusable_request_id_is_replaced(client: httpx.AsyncClient) -> 
     response = await client.post("/v1/call/stream/lc-2", json=packet_body(1), headers=headers)
     assert response.status_code == 202
     assert len(response.headers["x-request-id"]) == 16
+
+
+async def test_each_failed_attempt_is_one_line_of_its_job(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    for sequence in (1, 2):
+        posted = await client.post(
+            "/v1/call/stream/lc-2", json=packet_body(sequence), headers=INGEST
+        )
+        assert posted.status_code == 202
+    assert (await client.post("/v1/calls/lc-2/complete", headers=INGEST)).status_code == 200
+    down = settings.model_copy(
+        update={**FAST_AI, "ai_failure_rate": 1.0, "ai_max_attempts": 2, "ai_seed": 3}
+    )
+    with capture_logs(processors=MERGED) as logs:
+        async with worker_running(down):
+            await wait_for_states(db, {"FAILED"}, count=1)
+
+    failed = _lines(logs, "ai_attempt_failed")
+    assert [line["attempt"] for line in failed] == [1, 2]
+    for line in failed:
+        assert line["call_id"] == "lc-2"
+        assert line["job_id"].isdigit()
+        assert (line["step"], line["track"], line["permanent"]) == ("transcribe", "inbound", False)
+        assert "injected" in line["error"]
+    assert not [line for line in logs if str(line["event"]).startswith("stamina")]

@@ -172,17 +172,34 @@ class CallProcessor:
             report(False)
             duration = _observed(step, "rejected", started)
             await self._pipeline.record_failure(work, ref, str(exc), duration, permanent=True)
+            _log_failure(step, ref, str(exc), duration, permanent=True)
             raise
         except Exception as exc:
             report(True)
             duration = _observed(step, "failed", started)
             error = str(exc) if isinstance(exc, ProviderUnavailable) else repr(exc)
             await self._pipeline.record_failure(work, ref, error, duration, permanent=False)
+            _log_failure(step, ref, error, duration, permanent=False)
             if isinstance(exc, ProviderUnavailable):
                 raise
             raise ProviderUnavailable(error) from exc
         report(False)
         return result, _observed(step, "succeeded", started)
+
+
+def _log_failure(
+    step: AiStep, ref: AttemptRef, error: str, duration: float, *, permanent: bool
+) -> None:
+    """One line per failed provider attempt (the job's `call_id` and `job_id` are bound)."""
+    log.warning(
+        "ai_attempt_failed",
+        step=step.value,
+        track=ref.track.value,
+        attempt=ref.number,
+        error=error,
+        permanent=permanent,
+        duration_s=round(duration, 3),
+    )
 
 
 def _observed(step: AiStep, outcome: str, started: float) -> float:
