@@ -19,8 +19,8 @@ exporter's `BatchSpanProcessor`, or whatever a test installs). Made through the 
 spans of a kept ingest request (its own and its batch's) cost ~200 µs of CPU when the caches
 are cold, as a busy server's are between two kept requests, and ~65 µs made here
 (`make bench-spans`); at 1 % sampling, that was 2.5 to 3.7 points of the ingest path's CPU
-per request (`docs/benchmarks.md`). The SDK's processors and exporters
-are used as they are; only `on_end` is called (the SDK's own processors do nothing on start).
+per request (`docs/benchmarks.md`). The SDK's processors and exporters are used as they are;
+only `on_end` is called (the SDK's own processors do nothing on start).
 
 Spans: each HTTP request (continuing the caller's W3C `traceparent`), each ingest batch
 (linked to the requests and streams whose packets it carries), each AI job run (a child of
