@@ -41,6 +41,19 @@ def test_compose_file_follows_the_compose_specification() -> None:
     assert "validation done" in report
 
 
+def test_the_stand_ins_override_follows_the_compose_specification() -> None:
+    status, report = _check_compose_schema(DEPLOY / "compose.stand-ins.yaml")
+    assert status == 0, report
+    assert "validation done" in report
+
+
+def test_the_stand_ins_override_names_only_services_of_the_stack(compose: dict[str, Any]) -> None:
+    override = yaml.safe_load((DEPLOY / "compose.stand-ins.yaml").read_text())
+    assert set(override["services"]) <= set(compose["services"])
+    stand_ins = {name for name, service in override["services"].items() if "image" in service}
+    assert stand_ins == {"postgres", "nginx", "prometheus"}  # the images from Docker Hub
+
+
 def test_the_schema_check_rejects_an_unknown_service_key(tmp_path: Path) -> None:
     text = COMPOSE_FILE.read_text()
     broken = text.replace('    command: ["serve"]\n', '    command: ["serve"]\n    replica: 2\n')
