@@ -5,12 +5,13 @@ import os
 import sys
 
 import asyncpg
+import httpx
 import pytest
 
 from callscope.settings import Settings
 from callscope.simulate.pbx import SimulationOptions, simulate
 from callscope.simulate.speech import recordings
-from tests.factories import INGEST_TOKEN
+from tests.factories import INGEST_TOKEN, post_packet
 from tests.live import served
 
 
@@ -70,3 +71,39 @@ async def test_the_command_streams_tone_calls(settings: Settings, db: asyncpg.Co
     assert process.returncode == 0, out
     assert b"simulated 3 calls over http, 150 packets sent" in out
     assert await db.fetchval("SELECT count(*) FROM packets") == 150
+
+
+async def test_packets_shed_with_503_are_sent_again_after_retry_after(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """While commits wait and the ingest queue is full, the service sheds the simulated
+    calls' packets with 503 and Retry-After: 1; the simulator sends each again after it, so
+    every packet is stored and every call's missing count is as planned."""
+    held = db.transaction()
+    await held.start()
+    await db.execute("LOCK TABLE packets IN EXCLUSIVE MODE")  # batches wait for the lock
+    async with (
+        served(settings.model_copy(update={"ingest_queue_limit": 4})) as server,
+        httpx.AsyncClient(base_url=server.http, timeout=30) as client,
+    ):
+        committer = server.app.state.process.committer
+        filling = [asyncio.create_task(post_packet(client, "filler", s)) for s in range(1, 5)]
+        for _ in range(500):
+            if committer.pending == 4:  # the queue is full: the next packet is shed
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError(f"the queue never filled: {committer.pending} waiting")
+        options = SimulationOptions(
+            url=server.http, token=INGEST_TOKEN, calls=3, seconds=1, speed=0, seed=5
+        )
+        simulating = asyncio.create_task(simulate(options))
+        await asyncio.sleep(0.3)  # the three calls' first packets meet the full queue
+        await held.rollback()
+        report = await simulating
+        assert {(await each).status_code for each in filling} == {202}
+    assert report.statuses["retried 503"] >= 3  # one per call at least
+    assert set(report.statuses) == {"202", "retried 503"}
+    assert report.missing_as_planned == report.calls == 3
+    stored = await db.fetchval("SELECT count(*) FROM packets WHERE call_id <> 'filler'")
+    assert stored == report.packets_sent

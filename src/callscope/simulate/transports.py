@@ -20,6 +20,11 @@ from callscope.ingest.native import binary_frame
 from callscope.simulate.plan import FRAME_SECONDS, CallPlan, Send
 
 TRANSPORTS: Final = ("http", "twilio", "stream")
+# A PBX's answer to "come back later" (503 load shed or storage unavailable, 429): wait the
+# answer's Retry-After (at most this long) and send the same request again.
+_RETRIED_STATUSES: Final = frozenset({429, 503})
+_ATTEMPTS: Final = 10
+_LONGEST_WAIT_S: Final = 10.0
 
 
 @dataclass(slots=True)
@@ -54,7 +59,9 @@ async def paced_sends(
 
 
 class HttpTransport:
-    """`POST /v1/call/stream/{id}` per packet (the inbound track only), then `complete`."""
+    """`POST /v1/call/stream/{id}` per packet (the inbound track only), then `complete`. A
+    request answered 503 or 429 is sent again after its Retry-After, up to ten times (a
+    packet sent twice is stored once: the service answers the second one as a duplicate)."""
 
     def __init__(self, client: httpx.AsyncClient, speed: float) -> None:
         self._client = client
@@ -64,22 +71,43 @@ class HttpTransport:
         self, call_id: str, plans: Mapping[Track, CallPlan], *, metadata: dict[str, Any]
     ) -> Delivery:
         body = {"call_id": call_id, "encoding": "mulaw", "sample_rate": 8000, "metadata": metadata}
-        (await self._client.post("/v1/calls", json=body)).raise_for_status()
         delivery = Delivery()
+        (await self._post("/v1/calls", body, delivery)).raise_for_status()
         async for _, send in paced_sends({Track.inbound: plans[Track.inbound]}, self._speed):
             packet = {
                 "sequence": send.sequence,
                 "data": base64.b64encode(send.frame).decode(),
                 "timestamp": time.time(),
             }
-            response = await self._client.post(f"/v1/call/stream/{call_id}", json=packet)
+            response = await self._post(f"/v1/call/stream/{call_id}", packet, delivery)
             delivery.frames_sent += 1
             delivery.statuses[str(response.status_code)] += 1
         final = {"final_sequence": plans[Track.inbound].last_sequence}
-        completed = await self._client.post(f"/v1/calls/{call_id}/complete", json=final)
+        completed = await self._post(f"/v1/calls/{call_id}/complete", final, delivery)
         completed.raise_for_status()
         delivery.missing = {t["track"]: t["missing"] for t in completed.json()["tracks"]}
         return delivery
+
+    async def _post(self, url: str, body: dict[str, Any], delivery: Delivery) -> httpx.Response:
+        """The answer to `body`, sent again while the service says to come back later (each
+        retry counted as `retried <status>`); the last answer after the last attempt."""
+        response = await self._client.post(url, json=body)
+        for _ in range(_ATTEMPTS - 1):
+            if response.status_code not in _RETRIED_STATUSES:
+                break
+            delivery.statuses[f"retried {response.status_code}"] += 1
+            await asyncio.sleep(_retry_after(response))
+            response = await self._client.post(url, json=body)
+        return response
+
+
+def _retry_after(response: httpx.Response) -> float:
+    """The answer's Retry-After in seconds (a number; 1 when absent or a date), capped."""
+    try:
+        seconds = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), _LONGEST_WAIT_S)
 
 
 class TwilioTransport:
