@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-instructions bench-spans bench-streams bench-ai bench-live bench-local bench-retention cluster eval-ai lock clean
+.PHONY: install run serve migrate test test-fast pytest lint fmt type check docs bench bench-instructions bench-spans bench-streams bench-ai bench-live bench-local bench-retention cluster containers eval-ai lock clean
 
 # Tests run on two processes (pytest-xdist), each with its own throw-away database.
 PYTEST_WORKERS ?= 2
@@ -81,6 +81,12 @@ bench-retention: install  ## ingest latency and CPU with and without a large pru
 
 cluster: install  ## nginx in front of CALLSCOPE_API_REPLICAS servers and CALLSCOPE_WORKERS workers, one database
 	$(BIN)/python -m callscope.cluster
+
+containers: install  ## build the image and Debian stand-ins with Podman, then run the image and compose stack tests
+	deploy/image/build.sh
+	deploy/image/stand-ins/build.sh
+	CALLSCOPE_IMAGE=localhost/callscope:dev STAND_INS_IMAGE=localhost/callscope-stand-ins:bookworm \
+	  $(BIN)/python -m pytest -q tests/deploy/test_image.py tests/deploy/test_compose_stack.py
 
 eval-ai: install  ## WER, sentiment labels and real-time factor of the local engines on the evaluation set
 	$(BIN)/python -m benchmarks.eval_ai

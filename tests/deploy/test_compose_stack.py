@@ -27,7 +27,6 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,7 +37,7 @@ import pytest
 
 from tests.deploy.podman import podman
 from tests.deploy.tools import DEPLOY, REPO, venv_tool
-from tests.e2e.processes import clean_env
+from tests.e2e.processes import simulate_speech
 
 pytestmark = [
     pytest.mark.e2e,
@@ -133,9 +132,20 @@ class Stack:
         return dict(line.split() for line in listed.splitlines())
 
     def logs(self) -> str:
-        return "\n".join(
-            f"--- {name}\n{self.podman('logs', '--tail', '30', name)}" for name in self.containers()
+        """The last lines each container wrote, stdout and stderr, for a failure's message."""
+        return "\n".join(f"--- {name}\n{self._tail(name)}" for name in self.containers())
+
+    def _tail(self, name: str) -> str:
+        done = subprocess.run(
+            [*podman(), "logs", "--tail", "30", name],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=60,
+            check=False,
         )
+        return done.stdout
 
 
 def _port_is_free(port: int) -> bool:
@@ -184,23 +194,6 @@ def _start_in_order(stack: Stack) -> None:
     stack.up("nginx", "prometheus")
 
 
-def _simulate(stack: Stack, transport: str, calls: int, cwd: Path) -> None:
-    simulated = subprocess.run(
-        [
-            *(sys.executable, "-m", "callscope", "simulate", "--url", NGINX),
-            *("--calls", str(calls), "--speech", "--speed", "0", "--transport", transport),
-            *("--token", stack.ingest, "--supervisor-token", stack.supervisor),
-        ],
-        env=clean_env(),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
-
-
 def _prometheus(query: str) -> list[dict[str, Any]]:
     answer = httpx.get(f"{PROMETHEUS}/api/v1/query", params={"query": query}, timeout=5)
     result: list[dict[str, Any]] = answer.json()["data"]["result"]
@@ -219,8 +212,9 @@ def test_the_stack_serves_transcribes_scrapes_and_drains(stack: Stack, tmp_path:
         timeout=180,
     )
     assert ready
-    _simulate(stack, "stream", calls=2, cwd=tmp_path)  # WebSockets through nginx
-    _simulate(stack, "http", calls=1, cwd=tmp_path)
+    tokens = {"ingest": stack.ingest, "supervisor": stack.supervisor}
+    simulate_speech(NGINX, transport="stream", calls=2, cwd=tmp_path, **tokens)  # WebSockets
+    simulate_speech(NGINX, transport="http", calls=1, cwd=tmp_path, **tokens)
 
     supervisor = {"Authorization": f"Bearer {stack.supervisor}"}
 

@@ -10,8 +10,6 @@ with deploy/image/build.sh, then
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 from callscope.db.admin import drop_database, ensure_database
 from tests.database import LOCAL_SERVER_URL, database_url, fresh_database_name
 from tests.deploy.podman import container, logs, run_once
-from tests.e2e.processes import clean_env, free_port
+from tests.e2e.processes import free_port, simulate_speech
 
 pytestmark = [
     pytest.mark.e2e,
@@ -116,20 +114,9 @@ def test_migrate_serve_and_work_together(image: str, fresh_database: str, tmp_pa
     base = f"http://127.0.0.1:{port}"
     with container(image, ["serve"], api_env) as api, container(image, ["worker"], worker_env):
         _wait_ready(base, api)
-        simulated = subprocess.run(
-            [
-                *(sys.executable, "-m", "callscope", "simulate", "--url", base, "--calls", "1"),
-                *("--speech", "--speed", "0", "--transport", "stream"),
-                *("--token", INGEST, "--supervisor-token", SUPERVISOR),
-            ],
-            env=clean_env(),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        simulate_speech(
+            base, transport="stream", calls=1, ingest=INGEST, supervisor=SUPERVISOR, cwd=tmp_path
         )
-        assert simulated.returncode == 0, simulated.stdout + simulated.stderr
         listed = httpx.get(
             f"{base}/v1/calls", headers={"Authorization": f"Bearer {SUPERVISOR}"}, timeout=5
         ).json()

@@ -62,3 +62,24 @@ def wait_ready(
     base_url: str, process: subprocess.Popen[bytes], timeout: float, *, log: Path
 ) -> None:
     wait_answering(f"{base_url}/readyz", process, name="callscope", log=log, timeout=timeout)
+
+
+def simulate_speech(
+    url: str, *, transport: str, calls: int, ingest: str, supervisor: str, cwd: Path
+) -> None:
+    """`callscope simulate` of recorded calls at full speed; it must exit 0 (every call's
+    missing count as planned)."""
+    simulated = subprocess.run(
+        [
+            *(sys.executable, "-m", "callscope", "simulate", "--url", url, "--calls", str(calls)),
+            *("--speech", "--speed", "0", "--transport", transport),
+            *("--token", ingest, "--supervisor-token", supervisor),
+        ],
+        env=clean_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
