@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
+from callscope import metrics
 from callscope.settings import Settings
 from callscope.simulate.pbx import SimulationOptions, simulate
 from callscope.simulate.speech import recordings
@@ -97,8 +98,14 @@ async def test_packets_shed_with_503_are_sent_again_after_retry_after(
         options = SimulationOptions(
             url=server.http, token=INGEST_TOKEN, calls=3, seconds=1, speed=0, seed=5
         )
+        shed_before = _shed_http_packets()
         simulating = asyncio.create_task(simulate(options))
-        await asyncio.sleep(0.3)  # the three calls' first packets meet the full queue
+        for _ in range(1000):
+            if _shed_http_packets() >= shed_before + 3:  # each call's first packet, at least
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise AssertionError("the simulated calls' packets were never shed")
         await held.rollback()
         report = await simulating
         assert {(await each).status_code for each in filling} == {202}
@@ -107,3 +114,9 @@ async def test_packets_shed_with_503_are_sent_again_after_retry_after(
     assert report.missing_as_planned == report.calls == 3
     stored = await db.fetchval("SELECT count(*) FROM packets WHERE call_id <> 'filler'")
     assert stored == report.packets_sent
+
+
+def _shed_http_packets() -> float:
+    """`callscope_ingest_packets_total{path="http",outcome="shed"}` in this process."""
+    labels = {"path": "http", "outcome": "shed"}
+    return metrics.REGISTRY.get_sample_value("callscope_ingest_packets_total", labels) or 0.0
