@@ -11,7 +11,8 @@ conditions itself and starts the services in their order, each with `up --no-dep
 PostgreSQL until it accepts connections, `migrate` until it exits 0, then the API replicas
 and workers, then nginx and Prometheus.
 
-Opt-in, because the images take minutes to build and this runs for about two minutes:
+Opt-in, because the images take minutes to build (and this test about a minute): `make
+containers` builds both and runs it with the image's tests, or
 
     deploy/image/build.sh && deploy/image/stand-ins/build.sh
     export CALLSCOPE_IMAGE=localhost/callscope:dev
