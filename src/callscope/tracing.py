@@ -200,8 +200,8 @@ def keeps(parent: otel_context.Context | None = None, links: Sequence[Link] = ()
     if _processor is None:
         return False
     if parent is not None:
-        found = trace.get_current_span(parent).get_span_context()
-        if found.is_valid:
+        found = _named_span(parent)
+        if found is not None:
             return found.trace_flags.sampled
     elif _KEPT.get() is not None:
         return True
@@ -265,11 +265,15 @@ def kept_span(
 
 
 def _parent_context(parent: otel_context.Context | None) -> SpanContext | None:
-    if parent is not None:
-        found = trace.get_current_span(parent).get_span_context()
-        if found.is_valid:
-            return found
+    if parent is not None and (found := _named_span(parent)) is not None:
+        return found
     return _KEPT.get()
+
+
+def _named_span(parent: otel_context.Context) -> SpanContext | None:
+    """The span `parent` names (a caller's `traceparent`), None if it names no valid one."""
+    found = trace.get_current_span(parent).get_span_context()
+    return found if found.is_valid else None
 
 
 def _new_id(bits: int, invalid: int) -> int:
