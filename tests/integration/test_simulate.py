@@ -3,6 +3,7 @@
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 
 import asyncpg
 import httpx
@@ -89,23 +90,17 @@ async def test_packets_shed_with_503_are_sent_again_after_retry_after(
     ):
         committer = server.app.state.process.committer
         filling = [asyncio.create_task(post_packet(client, "filler", s)) for s in range(1, 5)]
-        for _ in range(500):
-            if committer.pending == 4:  # the queue is full: the next packet is shed
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError(f"the queue never filled: {committer.pending} waiting")
+        # The queue is full: the next packet is shed.
+        await _until(lambda: committer.pending == 4, "the queue never filled", within=5.0)
         options = SimulationOptions(
             url=server.http, token=INGEST_TOKEN, calls=3, seconds=1, speed=0, seed=5
         )
         shed_before = _shed_http_packets()
         simulating = asyncio.create_task(simulate(options))
-        for _ in range(1000):
-            if _shed_http_packets() >= shed_before + 3:  # each call's first packet, at least
-                break
-            await asyncio.sleep(0.01)
-        else:
-            raise AssertionError("the simulated calls' packets were never shed")
+        await _until(  # each call's first packet, at least
+            lambda: _shed_http_packets() >= shed_before + 3,
+            "the simulated calls' packets were never shed",
+        )
         await held.rollback()
         report = await simulating
         assert {(await each).status_code for each in filling} == {202}
@@ -120,3 +115,11 @@ def _shed_http_packets() -> float:
     """`callscope_ingest_packets_total{path="http",outcome="shed"}` in this process."""
     labels = {"path": "http", "outcome": "shed"}
     return metrics.REGISTRY.get_sample_value("callscope_ingest_packets_total", labels) or 0.0
+
+
+async def _until(reached: Callable[[], bool], failure: str, within: float = 10.0) -> None:
+    for _ in range(int(within / 0.01)):
+        if reached():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(failure)
