@@ -24,11 +24,16 @@ def podman() -> list[str]:
     return [found, *shlex.split(os.environ.get("PODMAN_FLAGS", _FLAGS))]
 
 
+def rlimits() -> list[str]:
+    """`--ulimit` options every container is run with (PODMAN_ULIMITS)."""
+    return shlex.split(os.environ.get("PODMAN_ULIMITS", _ULIMITS))
+
+
 def _run_args(image: str, env: Mapping[str, str], *, network: str) -> list[str]:
     """What every container gets: the chart's posture (read-only root, /tmp a tmpfs, no
     capabilities, no privilege escalation) and the machine's rlimits."""
     args = [
-        *shlex.split(os.environ.get("PODMAN_ULIMITS", _ULIMITS)),
+        *rlimits(),
         f"--network={network}",
         "--read-only",
         "--tmpfs=/tmp",

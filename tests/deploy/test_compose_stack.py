@@ -19,13 +19,13 @@ containers` builds both and runs it with the image's tests, or
     export STAND_INS_IMAGE=localhost/callscope-stand-ins:bookworm
     .venv/bin/python -m pytest tests/deploy/test_compose_stack.py
 
-CONTAINERS_CONF, when set, is Podman's configuration; else the test writes one with what this
-kind of machine needs (runc with the cgroupfs manager, rlimits a container may set; see
-deploy/image/build.sh).
+podman-compose runs Podman with PODMAN_FLAGS and PODMAN_ULIMITS, as tests/deploy/podman.py
+does (runc with the cgroupfs manager, rlimits a container may set; see deploy/image/build.sh).
 """
 
 import os
 import secrets
+import shlex
 import socket
 import subprocess
 import time
@@ -36,7 +36,7 @@ from typing import Any, Final, TypeVar
 import httpx
 import pytest
 
-from tests.deploy.podman import podman
+from tests.deploy.podman import podman, rlimits
 from tests.deploy.tools import DEPLOY, REPO, venv_tool
 from tests.e2e.processes import simulate_speech
 
@@ -54,14 +54,6 @@ NGINX: Final = "http://127.0.0.1:8080"
 PROMETHEUS: Final = "http://127.0.0.1:9090"
 CALLSCOPE_SERVICES: Final = ("api", "worker")
 T = TypeVar("T")
-_CONTAINERS_CONF: Final = """\
-[containers]
-default_ulimits = ["nofile=16384:16384", "nproc=16384:16384"]
-
-[engine]
-runtime = "runc"
-cgroup_manager = "cgroupfs"
-"""
 
 
 class Stack:
@@ -77,13 +69,11 @@ class Stack:
             f"CALLSCOPE_SUPERVISOR_TOKENS={self.supervisor}\n"
             f"POSTGRES_PASSWORD={secrets.token_hex(16)}\n"
         )
-        self.env = dict(os.environ)
-        if not self.env.get("CONTAINERS_CONF"):
-            conf = directory / "containers.conf"
-            conf.write_text(_CONTAINERS_CONF)
-            self.env["CONTAINERS_CONF"] = str(conf)
+        executable, *flags = podman()
         self.command = [
             venv_tool("podman-compose"),
+            *("--podman-path", executable, "--podman-args", shlex.join(flags)),
+            *("--podman-run-args", shlex.join(rlimits())),
             *("--env-file", str(env_file), "-p", self.project),
             *("-f", str(DEPLOY / "compose.yaml"), "-f", str(DEPLOY / "compose.stand-ins.yaml")),
         ]
@@ -95,7 +85,6 @@ class Stack:
     def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*self.command, *args],
-            env=self.env,
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -106,7 +95,6 @@ class Stack:
     def podman(self, *args: str, check: bool = True) -> str:
         done = subprocess.run(
             [*podman(), *args],
-            env=self.env,
             capture_output=True,
             text=True,
             timeout=60,
@@ -139,7 +127,6 @@ class Stack:
     def _tail(self, name: str) -> str:
         done = subprocess.run(
             [*podman(), "logs", "--tail", "30", name],
-            env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
