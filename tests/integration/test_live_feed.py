@@ -261,7 +261,7 @@ async def test_progress_of_a_batch_too_big_to_name_its_calls(
     try:
         async with (
             served(settings) as server,
-            httpx.AsyncClient(base_url=server.http) as http,
+            httpx.AsyncClient(base_url=server.http, timeout=30) as http,
             feed(feed_url(server.ws)) as client,
         ):
             await client.read_until(has_type("snapshot"), within=10)
