@@ -17,7 +17,10 @@ from websockets.asyncio.client import connect
 
 from callscope.ai.factory import flaky_mock
 from callscope.calls.vocabulary import Track
+from callscope.db.engine import create_engine
 from callscope.ingest.native import binary_frame
+from callscope.jobs.breaker import BreakerChange, BreakerState
+from callscope.jobs.provider_health import HealthAnnouncer
 from callscope.settings import Settings
 from tests.factories import INGEST, SUPERVISOR, SUPERVISOR_TOKEN, audio, packet_body
 from tests.integration.ai_helpers import FAST_AI, worker_running
@@ -147,6 +150,47 @@ async def test_dashboard_refuses_a_wrong_token_and_asks_again(
     assert errors == []
 
 
+async def _sign_in(page: Page, http_base: str) -> None:
+    await page.goto(f"{http_base}/dashboard")
+    await page.get_by_label("Supervisor token").fill(SUPERVISOR_TOKEN)
+    await page.get_by_role("button", name="Connect").click()
+    await expect(page.locator("#connection")).to_have_text("Live")
+
+
+async def test_the_dashboard_says_while_the_ai_provider_is_degraded(
+    browser: Browser, settings: Settings
+) -> None:
+    """A worker's breaker opening reaches the page as a notice, not as a call; a supervisor
+    who connects meanwhile sees it too, and it goes once the breaker closes."""
+    errors: list[str] = []
+    engine = create_engine(settings.database_url, pool_size=1)
+    announce = HealthAnnouncer(engine, worker="worker-a:1")
+    notice = "#ai-degraded"
+    try:
+        async with served(settings) as server:
+            page = await _new_page(browser, errors)
+            await _sign_in(page, server.http)
+            await expect(page.locator(notice)).to_be_hidden()
+
+            announce(BreakerChange(BreakerState.open, BreakerState.closed, 0.8, 20, 10.0))
+            await expect(page.locator(notice)).to_contain_text("AI provider degraded")
+            await expect(page.locator(notice)).to_contain_text("80 % of recent provider calls")
+            await expect(page.locator("tr[data-call-id]")).to_have_count(0)  # not a call
+            await expect(page.locator("#empty")).to_be_visible()
+
+            later = await _new_page(browser, errors)
+            await _sign_in(later, server.http)
+            await expect(later.locator(notice)).to_contain_text("AI provider degraded")
+
+            announce(BreakerChange(BreakerState.half_open, BreakerState.open, 0.8, 20, 0.0))
+            announce(BreakerChange(BreakerState.closed, BreakerState.half_open, 0.0, 1, 0.0))
+            await expect(page.locator(notice)).to_be_hidden()
+            await expect(later.locator(notice)).to_be_hidden()
+    finally:
+        await engine.dispose()
+    assert errors == []
+
+
 async def two_sided_call(
     server_http: str, ws: str, call_id: str, *, agent_frames: int, dropped: range = range(0)
 ) -> None:
@@ -180,9 +224,7 @@ async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropp
         ai = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.0})
         page = await _new_page(browser, errors)
         page.on("request", lambda r: audio_requests.append(r) if "/audio" in r.url else None)
-        await page.goto(f"{server.http}/dashboard")
-        await page.get_by_label("Supervisor token").fill(SUPERVISOR_TOKEN)
-        await page.get_by_role("button", name="Connect").click()
+        await _sign_in(page, server.http)
         row = page.locator('tr[data-call-id="listen-1"]')
         async with worker_running(ai, flaky_mock(ai)):
             await expect(row.locator(".badge")).to_have_text("Archived", timeout=30_000)

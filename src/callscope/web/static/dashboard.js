@@ -13,6 +13,7 @@ const REFUSED = { 4401: "That token is not valid.", 4403: "That is not a supervi
 
 const calls = new Map();       // call_id → call summary (CallSummary in /asyncapi.json)
 const rows = new Map();        // call_id → <tr>
+const degraded = new Map();    // worker → its latest ai.provider data, while not closed
 let lastEventId = null;        // resume point for ?since=
 let socket = null;
 let retryDelay = 500;
@@ -63,17 +64,23 @@ function handle(message) {
   switch (message.type) {
     case "snapshot":
       calls.clear();
+      degraded.clear();  // the server follows it with each worker still degraded
       for (const call of message.calls) calls.set(call.call_id, call);
       $("truncated").hidden = !message.truncated;
       lastEventId = message.last_event_id;
       live();
       break;
-    case "live":
+    case "live":  // after a replay; the degraded workers follow it, as after a snapshot
+      degraded.clear();
       lastEventId = message.last_event_id;
       live();
       break;
     case "ping":
       return;
+    case "ai.provider":
+      if (message.data.degraded) degraded.set(message.data.worker, message.data);
+      else degraded.delete(message.data.worker);
+      break;
     case "call.progress":
       for (const entry of message.data.calls) {
         const call = calls.get(entry.call_id);
@@ -153,6 +160,18 @@ function render() {
   }
   $("empty").hidden = calls.size > 0;
   renderTotals();
+  renderProviderHealth();
+}
+
+function renderProviderHealth() {
+  const notice = $("ai-degraded");
+  notice.hidden = degraded.size === 0;
+  if (degraded.size === 0) return;
+  const worst = Math.max(...[...degraded.values()].map((data) => data.failure_rate));
+  const workers = degraded.size === 1 ? "1 worker" : `${degraded.size} workers`;
+  notice.textContent = `AI provider degraded: ${workers} held back its calls `
+    + `(${Math.round(worst * 100)} % of recent provider calls failed). `
+    + "Finished calls wait and are processed once it recovers.";
 }
 
 function newRow(id) {
