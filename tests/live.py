@@ -57,8 +57,12 @@ async def served(settings: Settings, *, send_buffer: int | None = None) -> Async
         raise RuntimeError("the test server did not start; its log says why")
     await server.on_tick(0)  # the loop's first tick: the default headers (date, server)
     try:
-        while not app.state.process.hub.listener_connections:
+        for _ in range(1000):  # 10 s
+            if app.state.process.hub.listener_connections:
+                break
             await asyncio.sleep(0.01)
+        else:
+            raise RuntimeError("the test server's live listener did not connect within 10 s")
         yield Served(app=app, http=f"http://127.0.0.1:{port}", ws=f"ws://127.0.0.1:{port}")
     finally:
         await asyncio.wait_for(server.shutdown(sockets=[listening]), timeout=30)
