@@ -11,7 +11,8 @@ from callscope import metrics
 from callscope.calls.states import CallState
 from callscope.jobs.queue import PROCESS_CALL
 
-JOB_STATUSES: Final = ("queued", "picked")
+# The metric's `status` for each pgqueuer status: a picked job is one a worker is running.
+JOB_STATUSES: Final = {"queued": "queued", "picked": "running"}
 
 # An index-only scan of ix_calls_state_call_id.
 _CALLS_BY_STATE: Final = text("SELECT state, count(*) AS n FROM calls GROUP BY state")
@@ -33,5 +34,5 @@ async def count_jobs(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         rows = await conn.execute(_JOBS_BY_STATUS, {"entrypoint": PROCESS_CALL})
         counted: dict[str, int] = {row.status: row.n for row in rows}
-    for status in JOB_STATUSES:
-        metrics.AI_JOBS.labels(status).set(counted.get(status, 0))
+    for queue_status, status in JOB_STATUSES.items():
+        metrics.AI_JOBS.labels(status).set(counted.get(queue_status, 0))

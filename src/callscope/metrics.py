@@ -147,7 +147,7 @@ AI_PROVIDER_SECONDS: Final = Histogram(
 )
 AI_JOBS: Final = Gauge(
     "callscope_ai_jobs",
-    "AI jobs in the queue, by status (queued, picked; a periodic count).",
+    "AI jobs in the queue, by status (queued, running; a periodic count).",
     ["status"],
     registry=REGISTRY,
 )

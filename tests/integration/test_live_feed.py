@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 import pytest
 
+from callscope import metrics
 from callscope.ai.factory import flaky_mock
 from callscope.realtime.bridge import APPLICATION_NAME
 from callscope.settings import Settings, asyncpg_dsn
@@ -190,6 +191,7 @@ async def test_a_lost_listen_connection_reconnects_and_resyncs_clients(
         feed(feed_url(server.ws)) as client,
     ):
         await client.read_until(has_type("snapshot"), within=10)
+        counted_before = _reconnects_and_resyncs()
         killed = await db.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = $1 AND datname = current_database()",
@@ -204,6 +206,21 @@ async def test_a_lost_listen_connection_reconnects_and_resyncs_clients(
         assert "during" in {c["call_id"] for c in resync["calls"]}
         await _post_packets(http, "after", range(1, 2))
         await client.read_until(has_type("call.created", "after"), within=10)
+    reconnects, resyncs = (
+        after - before
+        for before, after in zip(counted_before, _reconnects_and_resyncs(), strict=True)
+    )
+    assert (reconnects, resyncs) == (1, 1)  # one listener, one client
+
+
+def _reconnects_and_resyncs() -> tuple[float, float]:
+    """`callscope_live_listener_reconnects_total` and the reconnect resyncs, as counted so far
+    in this process (where the served app runs)."""
+    reconnects = metrics.REGISTRY.get_sample_value("callscope_live_listener_reconnects_total")
+    resyncs = metrics.REGISTRY.get_sample_value(
+        "callscope_live_resyncs_total", {"reason": "reconnect"}
+    )
+    return reconnects or 0.0, resyncs or 0.0
 
 
 async def test_an_event_too_big_for_notify_is_read_from_the_table(

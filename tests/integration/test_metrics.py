@@ -64,6 +64,7 @@ async def test_ingest_metrics_count_every_path_and_agree_with_the_database(
             await ws.send(binary_frame(Track.inbound, 2, 0.0, audio(9)))  # a conflict
             await ws.send(json.dumps({"type": "end"}))
             assert (await answers(ws, until="ended"))[-1]["type"] == "ended"
+        assert (await post_packet(http, "m-twilio", 9)).status_code == 409  # completed: closed
         response = await http.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -74,20 +75,37 @@ async def test_ingest_metrics_count_every_path_and_agree_with_the_database(
 
     assert (moved("http", "accepted"), moved("http", "duplicate")) == (2, 1)
     assert (moved("twilio", "accepted"), moved("stream", "accepted")) == (4, 2)
-    assert moved("stream", "conflict") == 1
+    assert (moved("stream", "conflict"), moved("http", "closed")) == (1, 1)
     stored = await db.fetchval("SELECT count(*) FROM packets")
     accepted = sum(moved(path, "accepted") for path in ("http", "twilio", "stream"))
     assert stored == accepted
     committed = after[("callscope_ingest_commit_seconds_count", ())] - before.get(
         ("callscope_ingest_commit_seconds_count", ()), 0.0
     )
-    assert committed == 10  # every packet that reached a batch, whatever its verdict
+    assert committed == 11  # every packet that reached a batch, whatever its verdict
     assert (
         after[("callscope_ingest_batch_size_sum", ())]
         - before.get(("callscope_ingest_batch_size_sum", ()), 0.0)
         == committed
     )
     assert after[("callscope_ingest_queue_depth", ())] == 0
+
+
+async def test_the_api_serves_its_metrics_on_its_own_port(settings: Settings) -> None:
+    port = free_port()
+    apart = settings.model_copy(
+        update={"metrics_port": port, "metrics_token": SecretStr("scrape-me")}
+    )
+    async with served(apart) as running, httpx.AsyncClient(base_url=running.http) as http:
+        assert (await post_packet(http, "m-port", 1)).status_code == 202
+        scraper = f"http://127.0.0.1:{port}/metrics"
+        token = {"Authorization": "Bearer scrape-me"}
+        scraped = await http.get(scraper, headers=token)
+        unauthorized = await http.get(scraper)
+    assert scraped.status_code == 200
+    assert scraped.headers["content-type"].startswith("text/plain")
+    assert _packets(_samples(scraped.text), "http", "accepted") >= 1
+    assert unauthorized.status_code == 401
 
 
 async def test_the_metrics_token_is_required_once_set(settings: Settings) -> None:
@@ -214,7 +232,7 @@ async def test_a_worker_serves_its_metrics_on_its_own_port(
             **FAST_AI,
             "worker_metrics_port": port,
             "metrics_token": SecretStr("scrape-me"),
-            "ai_latency_min": 0.3,  # a job stays picked while we look
+            "ai_latency_min": 0.3,  # a job stays running while we look
             "ai_latency_max": 0.3,
             "ai_failure_rate": 0.0,
             "worker_concurrency": 1,
@@ -225,20 +243,20 @@ async def test_a_worker_serves_its_metrics_on_its_own_port(
     url = f"http://127.0.0.1:{port}"
     async with worker_running(stalled), httpx.AsyncClient(base_url=url) as scraper:
         token = {"Authorization": "Bearer scrape-me"}
-        while True:  # until the port is open and the gauge has seen a job picked
+        while True:  # until the port is open and the gauge has seen a job running
             await asyncio.sleep(0.05)
             try:
                 samples = _samples((await scraper.get("/metrics", headers=token)).text)
             except httpx.ConnectError:
                 continue
-            if samples.get(("callscope_ai_jobs", (("status", "picked"),))):
+            if samples.get(("callscope_ai_jobs", (("status", "running"),))):
                 break
         unauthorized = await scraper.get("/metrics")
         elsewhere = await scraper.get("/v1/calls", headers=token)
     queued = await db.fetchval("SELECT count(*) FROM pgqueuer WHERE status = 'queued'")
-    picked = samples[("callscope_ai_jobs", (("status", "picked"),))]
-    assert picked + samples[("callscope_ai_jobs", (("status", "queued"),))] == 3
-    assert queued >= samples[("callscope_ai_jobs", (("status", "queued"),))] - picked
+    running = samples[("callscope_ai_jobs", (("status", "running"),))]
+    assert running + samples[("callscope_ai_jobs", (("status", "queued"),))] == 3
+    assert queued >= samples[("callscope_ai_jobs", (("status", "queued"),))] - running
     assert (unauthorized.status_code, elsewhere.status_code) == (401, 404)
     assert unauthorized.headers["content-type"] == "application/problem+json"
 

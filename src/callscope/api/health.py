@@ -74,7 +74,10 @@ def _tasks(process: Process) -> dict[str, Any]:
     summary="Prometheus metrics of this process (text exposition format)",
     response_class=PlainTextResponse,
     responses=problem_responses(
-        {401: "CALLSCOPE_METRICS_TOKEN is set and the request does not carry it."}
+        {
+            401: "CALLSCOPE_METRICS_TOKEN is set and the request does not carry it.",
+            404: "Metrics are switched off (CALLSCOPE_METRICS_ENABLED=false).",
+        }
     ),
 )
 async def metrics_scrape(process: ProcessDep, request: Request) -> Response:
