@@ -163,7 +163,7 @@ async def test_the_dashboard_says_while_the_ai_provider_is_degraded(
     """A worker's breaker opening reaches the page as a notice, not as a call; a supervisor
     who connects meanwhile sees it too, and it goes once the breaker closes."""
     errors: list[str] = []
-    engine = create_engine(settings.database_url, pool_size=1)
+    engine = create_engine(settings.require_database_url(), pool_size=1)
     announce = HealthAnnouncer(engine, worker="worker-a:1")
     notice = "#ai-degraded"
     try:
