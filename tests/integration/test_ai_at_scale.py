@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
+from callscope import metrics
 from callscope.ai.errors import ProviderUnavailable
 from callscope.ai.factory import flaky_mock
 from callscope.ai.ports import AIProvider, CallAudio, Sentiment, Transcript
@@ -182,11 +183,14 @@ async def test_while_the_provider_is_down_calls_are_held_back_then_all_archived(
         await make_completed_calls(client, [f"outage-{n:02d}" for n in range(calls)])
         async with worker_running(ai, provider):
             await supervisor.read_until(has_type("ai.provider", state="open"), within=10)
+            assert _breaker_gauge("closed") == 0  # open or half-open: the worker says which
+            assert _breaker_gauge("open") + _breaker_gauge("half_open") == 1
             await asyncio.sleep(2.0)  # ten open periods' worth of outage
             assert await db.fetchval("SELECT count(*) FROM calls WHERE state = 'FAILED'") == 0
             provider.down = False
             await wait_for_states(db, {"ARCHIVED"}, count=calls, within=15)
             await supervisor.read_until(has_type("ai.provider", state="closed"), within=5)
+            assert [_breaker_gauge(state) for state in ("closed", "open", "half_open")] == [1, 0, 0]
     # Without the breaker every call would have spent its whole budget and FAILED. With it,
     # the calls in flight when it opened failed once each, then only the probes went.
     probes = 6  # open for 0.2 s, then 0.4 s after each failed probe: at most 6 in 2 s
@@ -198,6 +202,46 @@ async def test_while_the_provider_is_down_calls_are_held_back_then_all_archived(
     assert degraded[0]["data"]["degraded"] is True
     assert degraded[0]["data"]["failure_rate"] >= ai.ai_breaker_failure_rate
     assert {m["data"]["state"] for m in degraded} == {"open", "half_open", "closed"}
+
+
+def _breaker_gauge(state: str) -> float | None:
+    """`callscope_ai_breaker_state` of the in-process worker."""
+    return metrics.REGISTRY.get_sample_value("callscope_ai_breaker_state", {"state": state})
+
+
+async def test_while_the_provider_is_healthy_an_unlucky_call_is_retried_at_once(
+    client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
+) -> None:
+    """One call's provider calls fail four times in a row while every other call's succeed:
+    it is retried within its job after short waits, not re-queued for a backoff that would
+    be up to CALLSCOPE_AI_RETRY_CAP (here 60 s) long."""
+    unlucky, failures = "unlucky", 4
+    ai = settings.model_copy(
+        update={
+            **FAST_AI,
+            "ai_failure_rate": 0.0,
+            "ai_inline_wait": 0.05,
+            "ai_retry_base": 30.0,
+            "ai_retry_cap": 60.0,
+            "ai_seed": 3,
+        }
+    )
+    lucky = [f"lucky-{n:02d}" for n in range(15)]
+    await make_completed_calls(client, [*lucky, unlucky])
+    provider = _FailsFirst(flaky_mock(ai), failures={unlucky: failures})
+    async with worker_running(ai, provider):
+        await wait_for_states(db, {"ARCHIVED"}, count=len(lucky) + 1, within=30)
+    spent = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE outcome = 'failed') AS failed, "
+        "extract(epoch FROM max(started_at) - min(started_at)) AS seconds "
+        "FROM ai_attempts WHERE call_id = $1",
+        unlucky,
+    )
+    assert spent["failed"] == failures
+    # Four waits of 0.05 s doubling: under a second. Re-queued with backoff instead, it
+    # would wait uniform(0, 30 s) and then uniform(0, 60 s) before its last attempts.
+    assert spent["seconds"] < 5, spent["seconds"]
+    assert await db.fetchval("SELECT count(*) FROM ai_attempts WHERE outcome = 'failed'") == 4
 
 
 async def test_a_supervisor_who_connects_during_an_outage_is_told_at_once(
@@ -222,14 +266,20 @@ async def test_a_supervisor_who_connects_during_an_outage_is_told_at_once(
 
 
 class _FailsFirst:
-    """Every call's first transcription fails; everything after succeeds at once."""
+    """Each call's first transcriptions fail (one, or as many as `failures` names for it);
+    everything after succeeds at once."""
 
-    def __init__(self, inner: AIProvider) -> None:
+    def __init__(self, inner: AIProvider, *, failures: dict[str, int] | None = None) -> None:
         self._inner = inner
+        self._failures_left = failures
         self._failed: set[str] = set()
 
     async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
-        if call_id not in self._failed:
+        if self._failures_left is not None:
+            if self._failures_left.get(call_id, 0) > 0:
+                self._failures_left[call_id] -= 1
+                raise ProviderUnavailable("503 (scripted)")
+        elif call_id not in self._failed:
             self._failed.add(call_id)
             raise ProviderUnavailable("503 (scripted)")
         return await self._inner.transcribe(call_id, audio)
