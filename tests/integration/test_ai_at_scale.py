@@ -204,9 +204,11 @@ async def test_while_the_provider_is_down_calls_are_held_back_then_all_archived(
     assert {m["data"]["state"] for m in degraded} == {"open", "half_open", "closed"}
 
 
-def _breaker_gauge(state: str) -> float | None:
+def _breaker_gauge(state: str) -> float:
     """`callscope_ai_breaker_state` of the in-process worker."""
-    return metrics.REGISTRY.get_sample_value("callscope_ai_breaker_state", {"state": state})
+    value = metrics.REGISTRY.get_sample_value("callscope_ai_breaker_state", {"state": state})
+    assert value is not None, f"no callscope_ai_breaker_state sample for {state}"
+    return value
 
 
 async def test_while_the_provider_is_healthy_an_unlucky_call_is_retried_at_once(
@@ -237,6 +239,7 @@ async def test_while_the_provider_is_healthy_an_unlucky_call_is_retried_at_once(
         "FROM ai_attempts WHERE call_id = $1",
         unlucky,
     )
+    assert spent is not None
     assert spent["failed"] == failures
     # Four waits of 0.05 s doubling: under a second. Re-queued with backoff instead, it
     # would wait uniform(0, 30 s) and then uniform(0, 60 s) before its last attempts.
