@@ -228,7 +228,16 @@ async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropp
         row = page.locator('tr[data-call-id="listen-1"]')
         async with worker_running(ai, flaky_mock(ai)):
             await expect(row.locator(".badge")).to_have_text("Archived", timeout=30_000)
+        # Counts per track: in the live row's tooltips and in the call view.
+        await expect(row.locator("td").nth(2)).to_have_attribute("title", "Caller: 90 · Agent: 100")
+        await expect(row.locator("td").nth(3)).to_have_attribute("title", "Caller: 10 · Agent: 0")
         await row.click()
+        await expect(page.locator("#d-packets div")).to_have_text(
+            [
+                "Caller: 90 received · 10 missing · 0 late · 0 duplicate",
+                "Agent: 100 received · 0 missing · 0 late · 0 duplicate",
+            ]
+        )
 
         # The strip: one lane per track; the caller's has one gap, 40 % in, 10 % wide.
         caller = page.locator('#d-timeline .lane-row[data-track="inbound"]')

@@ -8,11 +8,17 @@ import wave
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from callscope.audio.codec import to_mulaw, to_pcm16
 from callscope.audio.formats import AudioEncoding
+from callscope.calls.vocabulary import Track
+from callscope.ingest.native import binary_frame
+from callscope.settings import Settings
 from callscope.simulate.speech import recordings
-from tests.factories import INGEST, SUPERVISOR, packet_body, pcm16, post_raw
+from tests.factories import INGEST, SUPERVISOR, audio, packet_body, pcm16, post_raw
+from tests.integration.test_media_streams import answers
+from tests.live import served
 
 JSON_INGEST = {**INGEST, "content-type": "application/json"}
 
@@ -248,3 +254,32 @@ async def test_each_track_has_its_own_ranged_wav(client: httpx.AsyncClient) -> N
         "/v1/calls/one-side/audio?track=outbound", headers={**SUPERVISOR, "Range": "bytes=0-43"}
     )
     assert (missing.status_code, missing.json()["code"]) == (404, "track_not_found")
+
+
+async def test_a_call_with_both_tracks_is_a_stereo_wav_with_the_caller_on_the_left(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    async with served(settings) as server, httpx.AsyncClient(base_url=server.http) as http:
+        url = f"{server.ws}/v1/calls/stereo/media"
+        async with connect(url, additional_headers=INGEST) as socket:
+            for sequence in range(1, 6):
+                await socket.send(binary_frame(Track.inbound, sequence, 0.0, audio(sequence)))
+                agent_audio = audio(sequence + 100)
+                await socket.send(binary_frame(Track.outbound, sequence, 0.0, agent_audio))
+            await socket.send(json.dumps({"type": "end"}))
+            assert (await answers(socket, until="ended"))[-1]["type"] == "ended"
+        both, caller, agent = [
+            await http.get(f"/v1/calls/stereo/audio{query}", headers=SUPERVISOR)
+            for query in ("", "?track=inbound", "?track=outbound")
+        ]
+    stereo, left, right = (wave.open(io.BytesIO(r.content)) for r in (both, caller, agent))
+    assert (stereo.getnchannels(), left.getnchannels(), right.getnchannels()) == (2, 1, 1)
+    assert stereo.getframerate() == left.getframerate() == 8000
+    frames = stereo.readframes(stereo.getnframes())
+    left_samples, right_samples = (w.readframes(w.getnframes()) for w in (left, right))
+    assert left_samples == to_pcm16(b"".join(audio(n) for n in range(1, 6)), AudioEncoding.mulaw)
+    assert left_samples != right_samples
+    interleaved = b"".join(
+        left_samples[i : i + 2] + right_samples[i : i + 2] for i in range(0, len(left_samples), 2)
+    )
+    assert frames == interleaved  # each frame: the caller's sample, then the agent's

@@ -3,16 +3,20 @@ life in order, exact `since=` replays, filters, auth close codes, listener recon
 
 import asyncio
 import json
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from callscope import metrics
 from callscope.ai.factory import flaky_mock
+from callscope.calls.vocabulary import Track
+from callscope.ingest.native import binary_frame
 from callscope.realtime.bridge import APPLICATION_NAME
 from callscope.settings import Settings, asyncpg_dsn
-from tests.factories import INGEST, INGEST_TOKEN, SUPERVISOR_TOKEN, packet_body
+from tests.factories import INGEST, INGEST_TOKEN, SUPERVISOR_TOKEN, audio, packet_body
 from tests.integration.ai_helpers import FAST_AI, worker_running
 from tests.live import Message, feed, feed_url, has_type, latest_progress, served
 
@@ -257,6 +261,41 @@ async def test_progress_is_coalesced_per_call(settings: Settings) -> None:
     assert len(progress) <= elapsed / settings.live_progress_interval + 2
     counts = [entry["packets"]["received"] for m in progress for entry in m["data"]["calls"]]
     assert counts == sorted(counts)
+
+
+async def test_progress_and_snapshots_count_each_track(settings: Settings) -> None:
+    def counts(received: int, duplicates: int, missing: int) -> dict[str, int]:
+        return {"received": received, "duplicates": duplicates, "late": 0, "missing": missing}
+
+    expected = [
+        {"track": "inbound", **counts(received=3, duplicates=0, missing=1)},
+        {"track": "outbound", **counts(received=2, duplicates=1, missing=0)},
+    ]
+
+    def tracks_of(entry: Message) -> Any:
+        return entry["tracks"] if entry["call_id"] == "duo" else None
+
+    async with served(settings) as server, feed(feed_url(server.ws)) as client:
+        await client.read_until(has_type("snapshot"), within=10)
+        url = f"{server.ws}/v1/calls/duo/media?token={INGEST_TOKEN}"
+        async with connect(url) as socket:
+            for track, sequence in [(Track.inbound, n) for n in (1, 2, 4)] + [
+                (Track.outbound, n) for n in (1, 2, 2)
+            ]:
+                await socket.send(binary_frame(track, sequence, 0.0, audio(sequence)))
+            await client.read_until(
+                lambda ms: any(
+                    tracks_of(entry) == expected
+                    for m in ms
+                    if m["type"] == "call.progress"
+                    for entry in m["data"]["calls"]
+                ),
+                within=10,
+            )
+        async with feed(feed_url(server.ws)) as later:
+            await later.read_until(has_type("snapshot"), within=10)
+    (snapshot,) = later.events("snapshot")
+    assert [tracks_of(call) for call in snapshot["calls"]] == [expected]
 
 
 async def test_a_quiet_feed_sends_pings(settings: Settings) -> None:

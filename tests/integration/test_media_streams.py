@@ -242,6 +242,26 @@ async def test_a_conflicting_native_frame_is_refused_with_an_error_and_the_strea
     assert await db.fetchval("SELECT data FROM packets WHERE sequence = 1") == b"first"
 
 
+async def test_a_conflicting_twilio_chunk_closes_the_stream_with_4409_and_keeps_the_first(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """Twilio reads nothing back, so a chunk that conflicts with a stored one ends its
+    stream (4409, naming the chunk); what was stored before stays, the call stays open."""
+    async with server(settings) as (running, _):
+        async with connect(running.ws + "/v1/media/twilio", additional_headers=BEARER) as ws:
+            await ws.send(start("tw-conflict"))
+            await ws.send(media("inbound", 1, b"\x7f" * 160))
+            await ws.send(media("inbound", 2))
+            await ws.send(media("inbound", 1, b"\x00" * 160))  # chunk 1 again, other audio
+            code, reason = await closed(ws)
+    assert (code, reason) == (4409, "packet_conflict: chunk 1 of inbound")
+    stored = await db.fetch("SELECT sequence, data FROM packets ORDER BY sequence")
+    assert [(row["sequence"], row["data"]) for row in stored] == [(1, b"\x7f" * 160), (2, audio(2))]
+    assert await db.fetchval("SELECT state FROM calls WHERE call_id = 'tw-conflict'") == (
+        "IN_PROGRESS"
+    )
+
+
 async def test_a_stream_for_a_completed_call_is_closed_as_a_conflict(
     settings: Settings, client: httpx.AsyncClient
 ) -> None:
