@@ -272,14 +272,19 @@ async def test_a_call_with_both_tracks_is_a_stereo_wav_with_the_caller_on_the_le
             await http.get(f"/v1/calls/stereo/audio{query}", headers=SUPERVISOR)
             for query in ("", "?track=inbound", "?track=outbound")
         ]
-    stereo, left, right = (wave.open(io.BytesIO(r.content)) for r in (both, caller, agent))
-    assert (stereo.getnchannels(), left.getnchannels(), right.getnchannels()) == (2, 1, 1)
-    assert stereo.getframerate() == left.getframerate() == 8000
-    frames = stereo.readframes(stereo.getnframes())
-    left_samples, right_samples = (w.readframes(w.getnframes()) for w in (left, right))
+    (channels, rate, frames), left, right = (_read_wav(r.content) for r in (both, caller, agent))
+    assert (channels, left[0], right[0]) == (2, 1, 1)
+    assert rate == left[1] == 8000
+    left_samples, right_samples = left[2], right[2]
     assert left_samples == to_pcm16(b"".join(audio(n) for n in range(1, 6)), AudioEncoding.mulaw)
     assert left_samples != right_samples
     interleaved = b"".join(
         left_samples[i : i + 2] + right_samples[i : i + 2] for i in range(0, len(left_samples), 2)
     )
     assert frames == interleaved  # each frame: the caller's sample, then the agent's
+
+
+def _read_wav(content: bytes) -> tuple[int, int, bytes]:
+    """Channels, sample rate and frames of a WAV file."""
+    with wave.open(io.BytesIO(content)) as wav:
+        return wav.getnchannels(), wav.getframerate(), wav.readframes(wav.getnframes())

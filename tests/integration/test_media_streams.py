@@ -247,13 +247,15 @@ async def test_a_conflicting_twilio_chunk_closes_the_stream_with_4409_and_keeps_
 ) -> None:
     """Twilio reads nothing back, so a chunk that conflicts with a stored one ends its
     stream (4409, naming the chunk); what was stored before stays, the call stays open."""
-    async with server(settings) as (running, _):
-        async with connect(running.ws + "/v1/media/twilio", additional_headers=BEARER) as ws:
-            await ws.send(start("tw-conflict"))
-            await ws.send(media("inbound", 1, b"\x7f" * 160))
-            await ws.send(media("inbound", 2))
-            await ws.send(media("inbound", 1, b"\x00" * 160))  # chunk 1 again, other audio
-            code, reason = await closed(ws)
+    async with (
+        server(settings) as (running, _),
+        connect(running.ws + "/v1/media/twilio", additional_headers=BEARER) as ws,
+    ):
+        await ws.send(start("tw-conflict"))
+        await ws.send(media("inbound", 1, b"\x7f" * 160))
+        await ws.send(media("inbound", 2))
+        await ws.send(media("inbound", 1, b"\x00" * 160))  # chunk 1 again, other audio
+        code, reason = await closed(ws)
     assert (code, reason) == (4409, "packet_conflict: chunk 1 of inbound")
     stored = await db.fetch("SELECT sequence, data FROM packets ORDER BY sequence")
     assert [(row["sequence"], row["data"]) for row in stored] == [(1, b"\x7f" * 160), (2, audio(2))]
