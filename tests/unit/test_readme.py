@@ -14,6 +14,11 @@ def test_readme_opens_with_run_and_test() -> None:
     assert "make test" in opening
 
 
+def test_the_readme_stays_a_front_door() -> None:
+    """At most about 200 lines (issue 9): the details belong in docs/."""
+    assert len(README.read_text().splitlines()) <= 200
+
+
 def test_the_configuration_table_is_current() -> None:
     """Fails when a setting was added, removed or redescribed without `make docs`."""
     text = README.read_text()
