@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from callscope.db.engine import create_engine
+from callscope.process import open_process
 from callscope.retention import PruneReport, RetentionPolicy, preview, prune, pruning_task
 from callscope.settings import Settings
 from callscope.supervision import Supervisor
 from tests.e2e.processes import clean_env
 from tests.factories import INGEST, SUPERVISOR, audio, post_packet
+from tests.integration.ai_helpers import FAST_AI
 
 DAYS = 30.0
 POLICY = RetentionPolicy(audio_days=DAYS, events_days=DAYS, batch_size=500, interval=60)
@@ -367,6 +369,21 @@ async def test_the_pruning_task_prunes_under_a_supervisor_and_logs_one_line(
         "event", "log_level", "calls", "packets", "events", "queue_log", "transactions", "seconds"
     }  # fmt: skip
     assert (line["calls"], line["packets"], line["events"]) == (2, OLD_PACKETS, OLD_EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("retention", "pruning"),
+    [({"retain_audio_days": 30.0}, True), ({"retain_events_days": 7.0}, True), ({}, False)],
+    ids=["audio", "events", "neither"],
+)
+async def test_a_worker_prunes_once_either_retention_is_set(
+    settings: Settings, retention: dict[str, float], *, pruning: bool
+) -> None:
+    worker_settings = settings.model_copy(update={**FAST_AI, **retention})
+    async with open_process(worker_settings, api=False, worker=True) as process:
+        tasks = set(process.supervisor.statuses)
+    assert "ai-worker" in tasks
+    assert ("retention-pruner" in tasks) is pruning
 
 
 async def _callscope(*args: str, db_url: str, cwd: Path) -> str:

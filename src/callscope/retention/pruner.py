@@ -77,7 +77,8 @@ def pruning_task(engine: AsyncEngine, policy: RetentionPolicy) -> LongTask:
     """For `Supervisor.start`: a run, then `policy.interval` seconds of rest, until the
     process stops (a run stops between two batches); each run that removed something is
     logged as `retention_pruned`. The task is healthy after every batch and every run, so a
-    long first run does not hold back readiness."""
+    long first run does not hold back readiness. (Its own loop, not `Supervisor.every`: a
+    run needs the stop event and the health callback between its batches.)"""
 
     async def run(context: TaskContext) -> None:
         while not context.stop.is_set():
