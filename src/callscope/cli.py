@@ -20,7 +20,12 @@ from callscope.db.migrate import upgrade_to_head
 from callscope.logging import configure_logging
 from callscope.process import Process, open_process
 from callscope.retention import PruneReport, RetentionPolicy, describe, preview, prune
-from callscope.server import exit_at_the_latest, exit_on_signals, serve
+from callscope.server import (
+    cleaned_up_even_at_a_forced_exit,
+    exit_at_the_latest,
+    exit_on_signals,
+    serve,
+)
 from callscope.settings import Settings
 
 
@@ -239,7 +244,8 @@ def _run(settings: Settings) -> int:
     database, url = start_embedded_database(settings.data_dir)
     print(f"callscope: embedded PostgreSQL in {settings.data_dir / 'postgres'}")
     try:
-        return _run_on(settings.model_copy(update={"database_url": url}))
+        with cleaned_up_even_at_a_forced_exit(database.cleanup):
+            return _run_on(settings.model_copy(update={"database_url": url}))
     finally:
         database.cleanup()  # stops the server unless another `callscope run` still uses it
         print("callscope: embedded PostgreSQL stopped", flush=True)

@@ -7,7 +7,8 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 import structlog
@@ -20,7 +21,20 @@ from callscope.runtime import freeze_startup_objects
 log = structlog.get_logger(__name__)
 
 _serving: list[uvicorn.Server] = []  # the server while it runs (at most one per process)
+_before_a_forced_exit: list[Callable[[], None]] = []
 Drain = Callable[[], Awaitable[None]]
+
+
+@contextmanager
+def cleaned_up_even_at_a_forced_exit(cleanup: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, `cleanup` also runs if the grace period ends the process, which
+    skips every `finally` (`exit_at_the_latest`): for what must not outlive the process, such
+    as the embedded PostgreSQL `callscope run` started. It runs on the timer's thread."""
+    _before_a_forced_exit.append(cleanup)
+    try:
+        yield
+    finally:
+        _before_a_forced_exit.remove(cleanup)
 
 
 def exit_on_signals() -> None:
@@ -87,6 +101,11 @@ def exit_at_the_latest(grace: float) -> None:
 
     def give_up() -> None:
         log.error("shutdown_grace_exceeded", grace_seconds=grace)
+        for cleanup in list(_before_a_forced_exit):
+            try:
+                cleanup()
+            except Exception:  # the exit must happen whatever a cleanup does
+                log.exception("forced_exit_cleanup_failed")
         os._exit(1)
 
     timer = threading.Timer(grace, give_up)

@@ -157,6 +157,28 @@ def test_run_without_a_url_starts_an_embedded_database_that_survives_restarts(
     assert (pgdata / "PG_VERSION").exists()
 
 
+def test_run_stops_its_embedded_database_even_when_the_grace_period_ends_it(
+    tmp_path: Path,
+) -> None:
+    """A shutdown that overruns CALLSCOPE_SHUTDOWN_GRACE ends the process at once, skipping
+    every `finally`: the embedded PostgreSQL it started must stop all the same."""
+    env = clean_env(
+        CALLSCOPE_DATA_DIR=str(tmp_path / "data"),
+        CALLSCOPE_AI_PROVIDER="mock",
+        CALLSCOPE_DRAIN_SECONDS="30",  # a drain far longer than the grace period
+        CALLSCOPE_SHUTDOWN_GRACE="1",
+    )
+    pgdata = tmp_path / "data" / "postgres"
+    port = free_port()
+    log = tmp_path / "overrun.log"
+    with callscope_process(["run", "--port", str(port)], env, tmp_path, log) as process:
+        wait_ready(f"http://127.0.0.1:{port}", process, timeout=120, log=log)
+        assert (pgdata / "postmaster.pid").exists()
+    assert process.returncode == 1, log.read_text()[-2000:]
+    assert "shutdown_grace_exceeded" in log.read_text()
+    assert not (pgdata / "postmaster.pid").exists(), log.read_text()[-2000:]
+
+
 def test_run_fills_in_only_the_kind_of_token_that_is_missing(db_url: str, tmp_path: Path) -> None:
     env = clean_env(
         CALLSCOPE_DATABASE_URL=db_url,

@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
@@ -61,8 +62,12 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def _new_page(browser: Browser, errors: list[str]) -> Page:
-    page = await browser.new_page(viewport={"width": 1400, "height": 800})
+async def _new_page(
+    browser: Browser, errors: list[str], *, service_workers: Literal["allow", "block"] = "allow"
+) -> Page:
+    page = await browser.new_page(
+        viewport={"width": 1400, "height": 800}, service_workers=service_workers
+    )
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     return page
@@ -212,9 +217,12 @@ async def two_sided_call(
                 break
 
 
+@pytest.mark.parametrize("service_workers", ["allow", "block"], ids=["streamed", "whole"])
 async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropped(
-    browser: Browser, settings: Settings
+    browser: Browser, settings: Settings, service_workers: Literal["allow", "block"]
 ) -> None:
+    """With service workers (HTTPS or localhost) the players stream the WAV in byte ranges
+    through audio-sw.js, which adds the token; without, each track is fetched whole."""
     errors: list[str] = []
     audio_requests: list[Request] = []
     async with served(settings) as server:
@@ -222,8 +230,10 @@ async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropp
             server.http, server.ws, "listen-1", agent_frames=100, dropped=range(41, 51)
         )
         ai = settings.model_copy(update={**FAST_AI, "ai_failure_rate": 0.0})
-        page = await _new_page(browser, errors)
-        page.on("request", lambda r: audio_requests.append(r) if "/audio" in r.url else None)
+        page = await _new_page(browser, errors, service_workers=service_workers)
+        page.context.on(
+            "request", lambda r: audio_requests.append(r) if "/audio" in r.url else None
+        )
         await _sign_in(page, server.http)
         row = page.locator('tr[data-call-id="listen-1"]')
         async with worker_running(ai, flaky_mock(ai)):
@@ -266,10 +276,13 @@ async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropp
                 ".readyState >= HTMLMediaElement.HAVE_FUTURE_DATA",  # `canplay` has fired
                 arg=track,
             )
-        assert len(audio_requests) == 2
-        for request in audio_requests:
-            assert "token" not in request.url
-            assert request.headers["authorization"] == f"Bearer {SUPERVISOR_TOKEN}"
+        assert all("token" not in request.url for request in audio_requests)
+        if service_workers == "allow":
+            await _streamed_with_the_token(audio_requests)
+        else:
+            assert len(audio_requests) == 2
+            for request in audio_requests:
+                assert request.headers["authorization"] == f"Bearer {SUPERVISOR_TOKEN}"
 
         # Clicking the caller's second segment plays the caller's track from 1 s.
         await caller.locator(".seg").nth(1).click()
@@ -282,5 +295,24 @@ async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropp
         )
         await expect(caller.locator(".playhead")).to_be_visible()
         OUTPUT.mkdir(exist_ok=True)
-        await page.screenshot(path=OUTPUT / "dashboard-listen.png", full_page=True)
+        await page.screenshot(
+            path=OUTPUT / f"dashboard-listen-{service_workers}.png", full_page=True
+        )
     assert errors == []
+
+
+async def _streamed_with_the_token(audio_requests: list[Request]) -> None:
+    """Each track's audio reached the server from the service worker, with the token in a
+    header and the player's byte range, answered 206."""
+    sent = [r for r in audio_requests if r.service_worker is not None]
+    for track in ("inbound", "outbound"):
+        mine = [r for r in sent if r.url.endswith(f"track={track}")]
+        assert mine, f"no request for the {track} track came from the service worker"
+        for request in mine:
+            headers = await request.all_headers()
+            assert headers["authorization"] == f"Bearer {SUPERVISOR_TOKEN}"
+        ranged = [r for r in mine if "range" in await r.all_headers()]
+        assert ranged, f"the {track} player sent no byte range"
+        response = await ranged[0].response()
+        assert response is not None
+        assert response.status == 206

@@ -187,6 +187,36 @@ async def test_body_that_is_not_json_is_refused(
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
 
 
+async def test_every_route_documents_and_answers_the_body_refusals(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The body middleware runs before any route: each may answer 413 and 415, and the
+    OpenAPI document says so for each."""
+    document = (await client.get("/openapi.json")).json()
+    undocumented = [
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if not {"413", "415"} <= operation["responses"].keys()
+    ]
+    assert undocumented == []
+    retry = await client.post(
+        "/v1/calls/c1/retry",
+        content=b"please",
+        headers={**SUPERVISOR, "content-type": "text/plain"},
+    )
+    oversized = b"[" + b"0," * settings.max_body_bytes + b"0]"
+    listing = await client.request(
+        "GET",
+        "/v1/calls",
+        content=oversized,
+        headers={**SUPERVISOR, "content-type": "application/json"},
+    )
+    assert (retry.status_code, listing.status_code) == (415, 413)
+    assert retry.headers["content-type"] == listing.headers["content-type"]
+    assert retry.headers["content-type"] == "application/problem+json"
+
+
 UNREADABLE_BODIES = {
     "not UTF-8": json.dumps(GOOD).encode()[:-1] + b', "\xff": 1}',
     "an integer of 5000 digits": json.dumps({**GOOD, "sequence": 0})

@@ -10,12 +10,15 @@ from websockets.asyncio.client import connect
 
 from callscope.ai.factory import flaky_mock
 from callscope.calls.vocabulary import Track
+from callscope.db.engine import create_engine
 from callscope.ingest.native import binary_frame
+from callscope.jobs.breaker import BreakerChange, BreakerState
+from callscope.jobs.provider_health import HealthAnnouncer
 from callscope.settings import Settings
 from tests.factories import INGEST, INGEST_TOKEN, SUPERVISOR, post_packet
 from tests.integration.ai_helpers import FAST_AI, wait_for_states, worker_running
-from tests.integration.test_media_streams import closed
-from tests.live import Message, feed, feed_url, has_type, served
+from tests.integration.test_media_streams import BEARER, closed, media, start
+from tests.live import FeedClient, Message, feed, feed_url, has_type, served
 
 
 def _validator(document: dict[str, Any], message_name: str) -> Draft202012Validator:
@@ -56,6 +59,31 @@ async def _fail_one_and_archive_another(
         await wait_for_states(db, {"ARCHIVED"}, count=1)
 
 
+async def _press_a_key_and_reach_a_mark(ws_base: str, watcher: FeedClient) -> None:
+    """A Twilio stream that sends a key press and a mark, then stays open (the call with it:
+    the AI steps below settle the other calls)."""
+    async with connect(ws_base + "/v1/media/twilio", additional_headers=BEARER) as socket:
+        await socket.send(start("keys"))
+        await socket.send(media("inbound", 1))
+        dtmf = {"track": "inbound_track", "digit": "5"}
+        await socket.send(json.dumps({"event": "dtmf", "sequenceNumber": "3", "dtmf": dtmf}))
+        mark = {"name": "greeting"}
+        await socket.send(json.dumps({"event": "mark", "sequenceNumber": "4", "mark": mark}))
+        await watcher.read_until(has_type("call.mark", "keys"), within=10)
+
+
+async def _open_and_close_a_breaker(settings: Settings, watcher: FeedClient) -> None:
+    """What a worker's breaker announces when it opens and when it closes again."""
+    engine = create_engine(settings.require_database_url(), pool_size=1)
+    try:
+        announce = HealthAnnouncer(engine, worker="worker-a:1")
+        announce(BreakerChange(BreakerState.open, BreakerState.closed, 0.75, 16, 2.0))
+        announce(BreakerChange(BreakerState.closed, BreakerState.open, 0.0, 1, 0.0))
+        await watcher.read_until(has_type("ai.provider", state="closed"), within=10)
+    finally:
+        await engine.dispose()
+
+
 async def test_every_message_type_matches_the_published_schema(
     settings: Settings, db: asyncpg.Connection
 ) -> None:
@@ -69,6 +97,8 @@ async def test_every_message_type_matches_the_published_schema(
                 "/v1/calls", json={"call_id": "declared", "encoding": "mulaw"}, headers=INGEST
             )
             assert declared.status_code == 201
+            await _press_a_key_and_reach_a_mark(server.ws, watcher)
+            await _open_and_close_a_breaker(settings, watcher)
             await _fail_one_and_archive_another(settings, http, db)
             await watcher.read_until(has_type("call.archived"), within=10)
             await watcher.read_until(has_type("ping"), within=10)
@@ -87,10 +117,13 @@ async def test_every_message_type_matches_the_published_schema(
         "call.failed",
         "ping",
         "live",
+        "call.dtmf",
+        "call.mark",
+        "ai.provider",
     }
     # The API's list items are the snapshot's calls: one read model.
     summary = Draft202012Validator({**document, "$ref": "#/components/schemas/CallSummary"})
-    assert len(listed["items"]) == 3
+    assert len(listed["items"]) == 4
     for item in listed["items"]:
         summary.validate(item)
 

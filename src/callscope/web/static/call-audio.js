@@ -4,9 +4,10 @@
 // value from the server is set as text.
 "use strict";
 
-// The audio comes from GET /v1/calls/{id}/audio with the token in the
-// Authorization header (fetched into a Blob URL: an <audio src> could only carry it in the
-// URL, where server and proxy logs would keep it).
+// The audio comes from GET /v1/calls/{id}/audio with the token in the Authorization header,
+// never in the URL (server and proxy logs would keep it). Where the browser has service
+// workers (HTTPS, or localhost), audio-sw.js adds the header to the players' own requests, so
+// they stream and seek with byte ranges; elsewhere each track is fetched whole into a Blob URL.
 
 const BYTES_PER_SAMPLE = { mulaw: 1, pcm_s16le: 2 };
 const TRACK_OF_SPEAKER = { caller: "inbound", agent: "outbound" };
@@ -112,15 +113,52 @@ function loadPlayers(call, tracks, key) {
     });
     const status = figure.appendChild(element("span", "player-status muted"));
     mine.players.set(track.track, audio);
-    fetchAudio(call.call_id, track.track, mine).then(
-      (url) => { if (url) audio.src = url; },
-      (error) => { status.textContent = `Could not load the audio: ${error.message}`; });
+    const path = audioPath(call.call_id, track.track);
+    const failed = (message) => { status.textContent = `Could not load the audio: ${message}`; };
+    audioStreams().then(async (streamed) => {
+      if (listening !== mine) return;
+      if (streamed) {
+        audio.addEventListener("error", () => failed(audio.error?.message || "no answer"));
+        audio.src = path;
+        return;
+      }
+      const url = await fetchAudio(path, mine);
+      if (url) audio.src = url;
+    }).catch((error) => failed(error.message));
     return figure;
   }));
 }
 
-async function fetchAudio(callId, track, mine) {
-  const path = `/v1/calls/${encodeURIComponent(callId)}/audio?track=${encodeURIComponent(track)}`;
+function audioPath(callId, track) {
+  return `/v1/calls/${encodeURIComponent(callId)}/audio?track=${encodeURIComponent(track)}`;
+}
+
+// Whether audio-sw.js controls this page (registered once; false without service workers).
+let streaming = null;
+const CONTROL_WAIT_MS = 3000;
+
+function audioStreams() {
+  if (streaming) return streaming;
+  if (!("serviceWorker" in navigator) || !window.isSecureContext) {
+    streaming = Promise.resolve(false);
+    return streaming;
+  }
+  navigator.serviceWorker.addEventListener("message", (message) => {
+    if (message.data?.type === "token?" && message.ports[0]) message.ports[0].postMessage(token());
+  });
+  const controlled = () => navigator.serviceWorker.controller !== null;
+  const registered = navigator.serviceWorker.register("/dashboard/audio-sw.js", { scope: "/dashboard" })
+    .then(() => navigator.serviceWorker.ready)
+    .then(() => controlled() || new Promise((resolve) => {
+      navigator.serviceWorker.addEventListener("controllerchange", () => resolve(true), { once: true });
+    }));
+  // A browser that blocks service workers may never make one ready: then fetch whole.
+  const late = new Promise((resolve) => { setTimeout(() => resolve(controlled()), CONTROL_WAIT_MS); });
+  streaming = Promise.race([registered, late]).catch(() => false);
+  return streaming;
+}
+
+async function fetchAudio(path, mine) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
   if (!response.ok) {
     const problem = await response.json().catch(() => null);
