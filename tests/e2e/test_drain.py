@@ -139,6 +139,12 @@ async def test_sigterm_drains_without_failing_a_request(
             through,
         )
         assert stored == through
+        # The final ack: nothing was stored that the client was not told of before 1001.
+        last_stored = await db.fetchval(
+            "SELECT max(sequence) FROM packets WHERE call_id = 'drain-native' AND track = $1",
+            track,
+        )
+        assert last_stored == through
     assert acked[Track.inbound.value] > 0
     text = log.read_text()
     assert "drain_started" in text
