@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import struct
 import wave
 
 import asyncpg
@@ -17,7 +18,7 @@ from callscope.ingest.native import binary_frame
 from callscope.settings import Settings
 from callscope.simulate.speech import recordings
 from tests.factories import INGEST, SUPERVISOR, audio, packet_body, pcm16, post_raw
-from tests.integration.test_media_streams import answers
+from tests.integration.test_media_streams import STOP, answers, closed, media, start
 from tests.live import served
 
 JSON_INGEST = {**INGEST, "content-type": "application/json"}
@@ -288,3 +289,27 @@ def _read_wav(content: bytes) -> tuple[int, int, bytes]:
     """Channels, sample rate and frames of a WAV file."""
     with wave.open(io.BytesIO(content)) as wav:
         return wav.getnchannels(), wav.getframerate(), wav.readframes(wav.getnframes())
+
+
+async def test_a_twilio_stream_of_l16_audio_is_a_16_bit_call(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """`mediaFormat` declares the call's format; L16's big-endian samples are stored (and
+    played back) little-endian, as `pcm_s16le`."""
+    samples = [[n * 100 + i for i in range(160)] for n in range(1, 4)]  # 10 ms at 16 kHz each
+    l16 = {"encoding": "audio/x-l16", "sampleRate": 16000, "channels": 1}
+    async with served(settings) as server, httpx.AsyncClient(base_url=server.http) as http:
+        twilio = f"{server.ws}/v1/media/twilio"
+        async with connect(twilio, additional_headers=INGEST) as socket:
+            await socket.send(start("l16", mediaFormat=l16))
+            for chunk, frame in enumerate(samples, start=1):
+                big_endian = struct.pack(f">{len(frame)}h", *frame)
+                await socket.send(media("inbound", chunk, big_endian))
+            await socket.send(STOP)
+            assert (await closed(socket))[0] == 1000
+        call = (await http.get("/v1/calls/l16", headers=SUPERVISOR)).json()
+        wav = await http.get("/v1/calls/l16/audio", headers=SUPERVISOR)
+    assert call["audio"] == {"encoding": "pcm_s16le", "sample_rate": 16000}
+    channels, rate, frames = _read_wav(wav.content)
+    assert (channels, rate) == (1, 16000)
+    assert frames == b"".join(struct.pack(f"<{len(frame)}h", *frame) for frame in samples)

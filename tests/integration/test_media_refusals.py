@@ -102,7 +102,10 @@ async def test_a_server_failure_mid_stream_closes_with_1011_and_keeps_what_came(
     [
         (media("inbound", 1), "media before start"),
         (STOP, "stop before start"),
-        (start(mediaFormat={"encoding": "audio/l16", "sampleRate": 16000}), "unsupported media"),
+        (
+            start(mediaFormat={"encoding": "audio/x-mulaw", "sampleRate": 16000}),
+            "unsupported media",
+        ),
         (start(call_id=".."), "the call id"),
         (start(callSid="CA\x00cafe"), "callSid cannot be stored: a string contains a NUL"),
     ],

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 from callscope.audio.codec import stereo
+from callscope.audio.formats import AudioEncoding, AudioFormat
 from callscope.auth.twilio import is_valid_twilio_signature, twilio_signature
 from callscope.calls.vocabulary import Track
 from callscope.ingest.native import AckTracker, EndOfStream, binary_frame, parse_binary, parse_text
@@ -27,13 +28,16 @@ def _twilio() -> TwilioStream:
     return TwilioStream(max_packet_bytes=400, clock=lambda: 1_000.0)
 
 
-def _start(**parameters: str) -> str:
+MULAW_8K = {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+
+
+def _start(media_format: dict[str, object] | None = MULAW_8K, **parameters: str) -> str:
     details = {
         "callSid": "CA1",
         "streamSid": "MZ1",
         "tracks": ["inbound", "outbound"],
         "customParameters": parameters,
-        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+        **({"mediaFormat": media_format} if media_format is not None else {}),
     }
     return json.dumps({"event": "start", "sequenceNumber": "1", "start": details})
 
@@ -73,6 +77,55 @@ def test_a_twilio_stream_means_a_call_its_frames_its_keys_and_its_end() -> None:
     assert stream.feed(json.dumps(mark)) == MarkReached("greeting")
     stopped = stream.feed(json.dumps({"event": "stop", "sequenceNumber": "11", "stop": {}}))
     assert stopped == StreamStopped({Track.outbound: 3, Track.inbound: 2})
+
+
+@pytest.mark.parametrize(
+    ("media_format", "expected"),
+    [
+        (MULAW_8K, AudioFormat(AudioEncoding.mulaw, 8000)),
+        (None, AudioFormat(AudioEncoding.mulaw, 8000)),  # Twilio's, when not said
+        (
+            {"encoding": "audio/x-l16", "sampleRate": 16000},
+            AudioFormat(AudioEncoding.pcm_s16le, 16000),
+        ),
+        ({"encoding": "audio/L16", "sampleRate": 8000}, AudioFormat(AudioEncoding.pcm_s16le, 8000)),
+    ],
+    ids=["mulaw", "absent", "x-l16 16 kHz", "L16 8 kHz"],
+)
+def test_the_media_format_declares_the_calls_format(
+    media_format: dict[str, object] | None, expected: AudioFormat
+) -> None:
+    started = _twilio().feed(_start(media_format))
+    assert isinstance(started, StreamStart)
+    assert started.audio_format == expected
+
+
+@pytest.mark.parametrize(
+    ("media_format", "reason"),
+    [
+        ({"encoding": "audio/x-mulaw", "sampleRate": 16000}, "mulaw audio must be sampled at 8000"),
+        ({"encoding": "audio/x-l16", "sampleRate": 44100}, "must be sampled at 8000 or 16000 Hz"),
+        ({"encoding": "audio/ogg", "sampleRate": 8000}, "unsupported media format 'audio/ogg'"),
+        ({**MULAW_8K, "channels": 2}, "2 channels"),
+    ],
+    ids=["mulaw 16 kHz", "l16 44.1 kHz", "ogg", "stereo"],
+)
+def test_a_media_format_post_v1_calls_would_refuse_is_refused(
+    media_format: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(StreamRefused, match=reason):
+        _twilio().feed(_start(media_format))
+
+
+def test_l16_frames_are_stored_little_endian_and_must_be_whole_samples() -> None:
+    stream = _twilio()
+    stream.feed(_start({"encoding": "audio/x-l16", "sampleRate": 16000}))
+    big_endian = struct.pack(">3h", 1, -2, 300)
+    frame = stream.feed(_media("inbound", "1", base64.b64encode(big_endian).decode()))
+    assert isinstance(frame, Packet)
+    assert frame.data == struct.pack("<3h", 1, -2, 300)
+    with pytest.raises(StreamRefused, match="chunk 2 is not whole 16-bit samples"):
+        stream.feed(_media("inbound", "2", base64.b64encode(b"odd").decode()))
 
 
 def test_the_call_sid_is_the_call_id_unless_a_parameter_names_one() -> None:

@@ -25,6 +25,12 @@ def to_mulaw(pcm16: bytes) -> bytes:
     return audioop.lin2ulaw(pcm16, 2)
 
 
+def from_big_endian_pcm16(data: bytes) -> bytes:
+    """16-bit samples in network byte order (RTP's L16) as little-endian ones; `data` holds
+    whole samples."""
+    return audioop.byteswap(data, 2)
+
+
 def stereo(left: bytes, right: bytes) -> bytes:
     """Two mono 16-bit tracks as one interleaved stereo track; the shorter one ends in
     silence."""

@@ -14,6 +14,8 @@ from typing import Final
 
 import msgspec
 
+from callscope.audio.codec import from_big_endian_pcm16
+from callscope.audio.formats import AudioEncoding, AudioFormat, UnsupportedFormat
 from callscope.calls.ids import is_call_id
 from callscope.calls.schemas import MAX_SEQUENCE
 from callscope.calls.storable import json_problem, text_problem
@@ -24,6 +26,14 @@ from callscope.ingest.packets import Packet, StreamRefused
 CALL_ID_PARAMETER: Final = "call_id"
 TOKEN_PARAMETER: Final = "token"  # noqa: S105 - the parameter's name, not a secret
 _DIGITS: Final = frozenset("0123456789")
+# `mediaFormat.encoding` → how callscope stores it. Twilio sends μ-law; bridges that speak its
+# protocol may send 16-bit linear PCM, which RTP's L16 puts in network byte order.
+_ENCODINGS: Final = {
+    "audio/x-mulaw": AudioEncoding.mulaw,
+    "audio/x-l16": AudioEncoding.pcm_s16le,
+    "audio/l16": AudioEncoding.pcm_s16le,
+}
+_TWILIO_FORMAT: Final = AudioFormat(AudioEncoding.mulaw, 8000)
 # Twilio names the dtmf track "inbound_track"; media tracks are "inbound" and "outbound".
 _TRACKS: Final = {
     "inbound": Track.inbound,
@@ -123,6 +133,7 @@ class StreamStart:
     metadata: dict[str, str]
     token: str | None
     tracks: tuple[Track, ...]
+    audio_format: AudioFormat = _TWILIO_FORMAT
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +163,7 @@ class TwilioStream:
     clock: Callable[[], float] = time.time  # epoch seconds
     started_at: float | None = None  # epoch seconds when `start` arrived
     last_chunk: dict[Track, int] = field(default_factory=dict)
+    pcm16_big_endian: bool = False  # payloads are L16: swapped to little-endian for storage
 
     def feed(self, text: str | bytes) -> Meaning:
         """What the message means; None for `connected`. Raises StreamRefused."""
@@ -177,17 +189,7 @@ class TwilioStream:
     def _start(self, start: TwilioStartDetails) -> StreamStart:
         if self.started_at is not None:
             raise StreamRefused("a second start")
-        media_format = start.media_format or TwilioMediaFormat("audio/x-mulaw", 8000)
-        if (media_format.encoding, media_format.sample_rate, media_format.channels) != (
-            "audio/x-mulaw",
-            8000,
-            1,
-        ):
-            raise StreamRefused(
-                f"unsupported media format {media_format.encoding} "
-                f"{media_format.sample_rate} Hz, {media_format.channels} channels: "
-                "Twilio streams are audio/x-mulaw at 8000 Hz, mono"
-            )
+        audio_format = _audio_format(start.media_format)
         parameters = dict(start.custom_parameters)
         call_id = parameters.pop(CALL_ID_PARAMETER, None) or start.call_sid
         if not is_call_id(call_id):
@@ -197,11 +199,13 @@ class TwilioStream:
         if (problem := json_problem(metadata)) is not None:
             raise StreamRefused(f"the custom parameters and callSid cannot be stored: {problem}")
         self.started_at = self.clock()
+        self.pcm16_big_endian = audio_format.encoding == AudioEncoding.pcm_s16le
         return StreamStart(
             call_id=call_id,
             metadata=metadata,
             token=token,
             tracks=tuple(_track(name) for name in start.tracks),
+            audio_format=audio_format,
         )
 
     def _media(self, media: TwilioMediaDetails) -> Packet:
@@ -216,6 +220,10 @@ class TwilioStream:
             raise StreamRefused(f"payload of chunk {chunk} is {_base64_problem(exc)}") from exc
         if len(data) > self.max_packet_bytes:
             raise StreamRefused(f"payload of chunk {chunk} is over {self.max_packet_bytes} bytes")
+        if self.pcm16_big_endian:
+            if len(data) % 2:
+                raise StreamRefused(f"payload of chunk {chunk} is not whole 16-bit samples")
+            data = from_big_endian_pcm16(data)
         if chunk > self.last_chunk.get(track, 0):
             self.last_chunk[track] = chunk
         assert self.started_at is not None  # noqa: S101 - media only after start
@@ -226,6 +234,22 @@ class TwilioStream:
             sent_at=self.started_at + offset_ms / 1000,
             received_at=time.time(),
         )
+
+
+def _audio_format(declared: TwilioMediaFormat | None) -> AudioFormat:
+    """`mediaFormat` under the rules of `POST /v1/calls` (Twilio's when it is absent)."""
+    if declared is None:
+        return _TWILIO_FORMAT
+    encoding = _ENCODINGS.get(declared.encoding.lower())
+    if encoding is None:
+        known = ", ".join(_ENCODINGS)
+        raise StreamRefused(f"unsupported media format {declared.encoding[:40]!r}: {known}")
+    if declared.channels != 1:
+        raise StreamRefused(f"{declared.channels} channels: a stream's track is mono")
+    try:
+        return AudioFormat(encoding, declared.sample_rate)
+    except UnsupportedFormat as exc:
+        raise StreamRefused(f"unsupported media format: {exc}") from None
 
 
 def _storable(text: str, what: str) -> str:

@@ -19,7 +19,6 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from callscope.api import closes
 from callscope.api.problems import deny_upgrade
-from callscope.audio.formats import AudioEncoding, AudioFormat
 from callscope.auth.tokens import Role, TokenChecker
 from callscope.auth.twilio import is_valid_twilio_signature
 from callscope.calls.ids import is_call_id
@@ -60,7 +59,6 @@ from callscope.process import Process
 log = structlog.get_logger(__name__)
 router = APIRouter()
 
-TWILIO_FORMAT: Final = AudioFormat(AudioEncoding.mulaw, 8000)
 _CLOSE_WAIT_S: Final = 5.0
 _FAILED_REASON: Final = "the server failed; reconnect and resume"
 
@@ -276,7 +274,8 @@ class _TwilioSession:
         if not self._authorized:
             self._tokens.authorize_token(start.token, Role.ingest)
         structlog.contextvars.bind_contextvars(call_id=start.call_id)  # this socket's lines
-        state, _ = await self._process.calls.declare(start.call_id, TWILIO_FORMAT, start.metadata)
+        calls = self._process.calls
+        state, _ = await calls.declare(start.call_id, start.audio_format, start.metadata)
         if state != CallState.IN_PROGRESS:
             raise CallNotAcceptingPackets(f"call {start.call_id} is {state}")
         self._sink = StreamSink(
