@@ -62,7 +62,7 @@ async def _peak_connections(url: str, role: str, peaks: list[int]) -> None:
 async def test_a_worker_at_high_concurrency_stays_within_its_connection_budget(
     client: httpx.AsyncClient, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    calls, pool = 80, 3
+    calls, pool = 200, 3
     await make_completed_calls(client, [f"budget-{n:03d}" for n in range(calls)])
     budget = pool + 2  # the jobs' pool, the queue's connection, one spare (a listener)
     async with _role_limited_to(db, budget) as role:
@@ -71,7 +71,7 @@ async def test_a_worker_at_high_concurrency_stays_within_its_connection_budget(
             update={
                 **FAST_AI,
                 "database_url": url.render_as_string(hide_password=False),
-                "worker_concurrency": 60,
+                "worker_concurrency": 256,
                 "worker_db_pool_size": pool,
                 "ai_failure_rate": 0.25,
                 "ai_latency_min": 0.05,
