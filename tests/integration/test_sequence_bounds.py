@@ -317,3 +317,13 @@ async def test_a_native_stream_whose_every_frame_was_refused_ends_without_a_call
             assert await closed(ws) == (4400, "call_not_found: no frame was stored")
     assert got[-1]["code"] == "sequence_out_of_range"
     assert await db.fetchval("SELECT count(*) FROM calls") == 0
+
+
+async def test_the_openapi_contract_documents_the_bound_on_each_ingest_route(
+    client: httpx.AsyncClient,
+) -> None:
+    paths = (await client.get("/openapi.json")).json()["paths"]
+    for path in ("/v1/call/stream/{call_id}", "/v1/calls/{call_id}/complete"):
+        refusal = paths[path]["post"]["responses"]["422"]["description"]
+        assert "sequence_out_of_range" in refusal, path
+        assert "CALLSCOPE_MAX_SEQUENCE_JUMP" in refusal, path
