@@ -5,6 +5,7 @@ serve` replicas; M `callscope worker`s take the AI jobs; all share one database
 Ctrl-C or SIGTERM stops every process it started."""
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
@@ -20,12 +21,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final, TextIO
 
+import asyncpg
+
 from callscope import answering
 from callscope.auth.bootstrap import ensure_local_tokens
 from callscope.cluster_nginx import nginx_config
 from callscope.db.embedded import start_embedded_database
 from callscope.db.migrate import upgrade_to_head
-from callscope.settings import Settings
+from callscope.process import connections_at_most
+from callscope.settings import Settings, asyncpg_dsn
 
 # Read here, not in Settings: they size this launcher, not any callscope process.
 REPLICAS_VARIABLE: Final = "CALLSCOPE_API_REPLICAS"
@@ -228,9 +232,47 @@ def _watch(cluster: Cluster) -> int:
         time.sleep(0.5)
 
 
+def connection_shortfall(
+    settings: Settings, database_url: str, *, api_replicas: int, workers: int
+) -> str | None:
+    """Why the cluster's processes could open more connections than the server takes (its
+    `max_connections` less the superuser reserve), or None when they fit."""
+    per_api = connections_at_most(settings, api=True, worker=False)
+    per_worker = connections_at_most(settings, api=False, worker=True)
+    needed = api_replicas * per_api + workers * per_worker
+    allowed = asyncio.run(_connections_allowed(database_url))
+    if needed <= allowed:
+        return None
+    return (
+        f"{_count(api_replicas, 'API replica')} x {per_api} + {_count(workers, 'worker')} x "
+        f"{per_worker} may open {needed} database connections, but the server takes {allowed} "
+        "(max_connections less superuser_reserved_connections): start fewer, lower "
+        "CALLSCOPE_DB_POOL_SIZE or CALLSCOPE_WORKER_DB_POOL_SIZE, raise max_connections, or "
+        "put PgBouncer in front (docs/scaling.md)"
+    )
+
+
+async def _connections_allowed(database_url: str) -> int:
+    connection = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        allowed: int = await connection.fetchval(
+            "SELECT current_setting('max_connections')::int "
+            "- current_setting('superuser_reserved_connections')::int"
+        )
+    finally:
+        await connection.close()
+    return allowed
+
+
 def _run(settings: Settings, args: argparse.Namespace, database_url: str) -> int:
     upgrade_to_head(database_url)
     _say("callscope cluster: database schema is at head")
+    shortfall = connection_shortfall(
+        settings, database_url, api_replicas=args.api_replicas, workers=args.workers
+    )
+    if shortfall is not None:
+        _say(f"callscope cluster: {shortfall}", stream=sys.stderr)
+        return 2
     env, token_lines = _child_env(settings, database_url)
     logs: Path = args.logs or settings.data_dir / "cluster"
     logs.mkdir(parents=True, exist_ok=True)

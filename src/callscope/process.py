@@ -164,6 +164,15 @@ def pool_budget(settings: Settings, *, api: bool, worker: bool) -> PoolBudget:
     )
 
 
+def connections_at_most(settings: Settings, *, api: bool, worker: bool) -> int:
+    """The most database connections one such process opens: its pool and the pool's
+    overflow, and for an API its ingest flushers and its LISTEN connection, for a worker its
+    queue connection (docs/operations.md, "Database connections")."""
+    pool = pool_budget(settings, api=api, worker=worker)
+    api_own = settings.ingest_flushers + 1 if api else 0
+    return pool.size + pool.overflow + api_own + (1 if worker else 0)
+
+
 def _application_name(*, api: bool, worker: bool) -> str:
     """How the pool's connections are named in `pg_stat_activity`."""
     if worker and not api:

@@ -106,3 +106,32 @@ async def test_the_cluster_serves_through_nginx_and_ctrl_c_leaves_nothing_behind
     assert [m.pid for m in members if m.is_running() and m.status() != psutil.STATUS_ZOMBIE] == []
     for replica in ("api-1", "api-2"):  # least_conn spread the requests over both
         assert "POST /v1/call/stream/c-" in (tmp_path / "logs" / f"{replica}.log").read_text()
+
+
+async def test_a_cluster_the_database_cannot_take_is_refused_before_anything_starts(
+    db_url: str, db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Ten replicas of 23 connections each do not fit PostgreSQL's default 100: said at once,
+    with the arithmetic and what to do, instead of "too many clients" under load."""
+    allowed = await db.fetchval(
+        "SELECT current_setting('max_connections')::int "
+        "- current_setting('superuser_reserved_connections')::int"
+    )
+    replicas = allowed // 23 + 1
+    env = clean_env(CALLSCOPE_DATABASE_URL=db_url, CALLSCOPE_DATA_DIR=str(tmp_path / "data"))
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "callscope", "cluster", "--api-replicas", str(replicas)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2, refused.stderr
+    assert (
+        f"{replicas} API replicas x 23 + 1 worker x 5 may open {replicas * 23 + 5} database "
+        f"connections, but the server takes {allowed}"
+    ) in refused.stderr
+    assert "load balancer" not in refused.stdout  # nothing was started
