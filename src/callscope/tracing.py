@@ -97,9 +97,22 @@ def configure_from_environment(service_name: str) -> bool:
         OTLPSpanExporter,
     )
 
-    resource = Resource.create({"service.name": service_name})  # OTEL_SERVICE_NAME wins
-    install(BatchSpanProcessor(OTLPSpanExporter()), resource=resource, root_ratio=sampling_ratio())
+    install(
+        BatchSpanProcessor(OTLPSpanExporter()),
+        resource=service_resource(service_name),
+        root_ratio=sampling_ratio(),
+    )
     return True
+
+
+def service_resource(default_name: str) -> Resource:
+    """The resource the environment describes (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME),
+    named `default_name` unless it names the service itself."""
+    resource = Resource.create({})
+    named = str(resource.attributes.get("service.name", ""))
+    if named and not named.startswith("unknown_service"):
+        return resource
+    return resource.merge(Resource({"service.name": default_name}))
 
 
 def sampling_ratio(environ: Mapping[str, str] = os.environ) -> float:

@@ -162,6 +162,25 @@ def test_the_ratio_comes_from_the_standard_variables() -> None:
     assert tracing.sampling_ratio({"OTEL_TRACES_SAMPLER": "traceidratio"}) == 1.0
 
 
+@pytest.mark.parametrize(
+    ("environment", "service"),
+    [
+        ({}, "callscope-serve"),
+        ({"OTEL_SERVICE_NAME": "pbx-ingest"}, "pbx-ingest"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=eu-1,deployment.environment=prod"}, "eu-1"),
+    ],
+    ids=["default", "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"],
+)
+def test_the_service_is_named_by_the_environment_if_it_says(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], service: str
+) -> None:
+    for variable in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environment.items():
+        monkeypatch.setenv(variable, value)
+    assert tracing.service_resource("callscope-serve").attributes["service.name"] == service
+
+
 def test_a_span_inside_a_kept_one_is_its_kept_child_and_nothing_leaks_out() -> None:
     exporter = InMemorySpanExporter()
     tracing.install(SimpleSpanProcessor(exporter), root_ratio=0.0)  # keep no new trace
