@@ -88,7 +88,7 @@ async def test_a_worker_at_high_concurrency_stays_within_its_connection_budget(
         )
         try:
             async with worker_running(ai, provider):
-                await wait_for_states(db, {"ARCHIVED"}, count=calls, within=60)
+                await wait_for_states(db, {"ARCHIVED"}, count=calls, within=120)
         finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
