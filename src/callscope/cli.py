@@ -24,6 +24,7 @@ from callscope.server import (
     cleaned_up_even_at_a_forced_exit,
     exit_at_the_latest,
     exit_on_signals,
+    once,
     serve,
 )
 from callscope.settings import Settings
@@ -243,11 +244,12 @@ def _run(settings: Settings) -> int:
         return _run_on(settings)
     database, url = start_embedded_database(settings.data_dir)
     print(f"callscope: embedded PostgreSQL in {settings.data_dir / 'postgres'}")
+    stop_database = once(database.cleanup)  # unless another `callscope run` still uses it
     try:
-        with cleaned_up_even_at_a_forced_exit(database.cleanup):
+        with cleaned_up_even_at_a_forced_exit(stop_database):
             return _run_on(settings.model_copy(update={"database_url": url}))
     finally:
-        database.cleanup()  # stops the server unless another `callscope run` still uses it
+        stop_database()
         print("callscope: embedded PostgreSQL stopped", flush=True)
 
 

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Final
 
 import structlog
 import uvicorn
@@ -22,19 +23,45 @@ log = structlog.get_logger(__name__)
 
 _serving: list[uvicorn.Server] = []  # the server while it runs (at most one per process)
 _before_a_forced_exit: list[Callable[[], None]] = []
+FORCED_EXIT_CLEANUP_S: Final = 15.0  # the most a forced exit waits for its cleanups
 Drain = Callable[[], Awaitable[None]]
+
+
+def once(cleanup: Callable[[], None]) -> Callable[[], None]:
+    """`cleanup`, run by the first caller only, from whichever thread; later callers wait
+    for that run to end."""
+    lock = threading.Lock()
+    done = False
+
+    def run_once() -> None:
+        nonlocal done
+        with lock:
+            if not done:
+                done = True
+                cleanup()
+
+    return run_once
 
 
 @contextmanager
 def cleaned_up_even_at_a_forced_exit(cleanup: Callable[[], None]) -> Iterator[None]:
     """While the block runs, `cleanup` also runs if the grace period ends the process, which
     skips every `finally` (`exit_at_the_latest`): for what must not outlive the process, such
-    as the embedded PostgreSQL `callscope run` started. It runs on the timer's thread."""
+    as the embedded PostgreSQL `callscope run` started. It then runs on another thread, for
+    at most FORCED_EXIT_CLEANUP_S; give the block's own `finally` the same `once` cleanup."""
     _before_a_forced_exit.append(cleanup)
     try:
         yield
     finally:
         _before_a_forced_exit.remove(cleanup)
+
+
+def _run_forced_exit_cleanups() -> None:
+    for cleanup in list(_before_a_forced_exit):
+        try:
+            cleanup()
+        except Exception:  # the exit must happen whatever a cleanup does
+            log.exception("forced_exit_cleanup_failed")
 
 
 def exit_on_signals() -> None:
@@ -101,11 +128,9 @@ def exit_at_the_latest(grace: float) -> None:
 
     def give_up() -> None:
         log.error("shutdown_grace_exceeded", grace_seconds=grace)
-        for cleanup in list(_before_a_forced_exit):
-            try:
-                cleanup()
-            except Exception:  # the exit must happen whatever a cleanup does
-                log.exception("forced_exit_cleanup_failed")
+        cleaning = threading.Thread(target=_run_forced_exit_cleanups, daemon=True)
+        cleaning.start()
+        cleaning.join(FORCED_EXIT_CLEANUP_S)  # a stuck cleanup must not keep the process
         os._exit(1)
 
     timer = threading.Timer(grace, give_up)
