@@ -235,33 +235,42 @@ def _watch(cluster: Cluster) -> int:
 def connection_shortfall(
     settings: Settings, database_url: str, *, api_replicas: int, workers: int
 ) -> str | None:
-    """Why the cluster's processes could open more connections than the server takes (its
-    `max_connections` less the superuser reserve), or None when they fit."""
+    """Why the cluster's processes could open more connections than the server takes now, or
+    None when they fit (with CONNECTIONS_SPARE left for migrations, `prune` and operators)."""
     per_api = connections_at_most(settings, api=True, worker=False)
     per_worker = connections_at_most(settings, api=False, worker=True)
     needed = api_replicas * per_api + workers * per_worker
-    allowed = asyncio.run(_connections_allowed(database_url))
-    if needed <= allowed:
+    free = asyncio.run(connections_free(database_url))
+    if needed + CONNECTIONS_SPARE <= free:
         return None
     return (
         f"{_count(api_replicas, 'API replica')} x {per_api} + {_count(workers, 'worker')} x "
-        f"{per_worker} may open {needed} database connections, but the server takes {allowed} "
-        "(max_connections less superuser_reserved_connections): start fewer, lower "
+        f"{per_worker} may open {needed} database connections (and {CONNECTIONS_SPARE} are "
+        f"kept spare), but the server takes {free} more: start fewer, lower "
         "CALLSCOPE_DB_POOL_SIZE or CALLSCOPE_WORKER_DB_POOL_SIZE, raise max_connections, or "
         "put PgBouncer in front (docs/scaling.md)"
     )
 
 
-async def _connections_allowed(database_url: str) -> int:
+async def connections_free(database_url: str) -> int:
+    """Connections the server would still accept from an ordinary role: `max_connections`
+    less the reserved slots and the client connections open now (this one excepted)."""
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        allowed: int = await connection.fetchval(
-            "SELECT current_setting('max_connections')::int "
-            "- current_setting('superuser_reserved_connections')::int"
-        )
+        free: int = await connection.fetchval(_CONNECTIONS_FREE)
     finally:
         await connection.close()
-    return allowed
+    return free
+
+
+_CONNECTIONS_FREE: Final = """
+SELECT current_setting('max_connections')::int
+     - current_setting('superuser_reserved_connections')::int
+     - coalesce(current_setting('reserved_connections', true)::int, 0)
+     - (SELECT count(*) FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int
+"""
+CONNECTIONS_SPARE: Final = 3
 
 
 def _run(settings: Settings, args: argparse.Namespace, database_url: str) -> int:

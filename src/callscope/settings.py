@@ -51,8 +51,9 @@ class Settings(BaseSettings):
     max_sequence_jump: int = Field(
         6 * 3600 * 50,
         ge=1,
-        description="Largest step ahead of a call's highest sequence (from 0 for a new call) a "
-        "packet or `final_sequence` may take; further is refused 422 `sequence_out_of_range`. "
+        description="Largest step ahead of its track's highest sequence (from 0 for a new "
+        "track) a packet, frame or `final_sequence` may take; further is refused 422 "
+        "`sequence_out_of_range`. "
         "Default: 6 hours of 20 ms frames.",
     )
     media_max_message_bytes: int = Field(

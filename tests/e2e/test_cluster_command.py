@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from callscope.cluster import ClusterPlan
+from callscope.cluster import CONNECTIONS_SPARE, ClusterPlan, connections_free
 from callscope.cluster_nginx import nginx_config
 from tests.cluster import BEARER, INGEST, SUPERVISOR
 from tests.e2e.processes import clean_env, free_port
@@ -109,15 +109,12 @@ async def test_the_cluster_serves_through_nginx_and_ctrl_c_leaves_nothing_behind
 
 
 async def test_a_cluster_the_database_cannot_take_is_refused_before_anything_starts(
-    db_url: str, db: asyncpg.Connection, tmp_path: Path
+    db_url: str, tmp_path: Path
 ) -> None:
-    """Ten replicas of 23 connections each do not fit PostgreSQL's default 100: said at once,
-    with the arithmetic and what to do, instead of "too many clients" under load."""
-    allowed = await db.fetchval(
-        "SELECT current_setting('max_connections')::int "
-        "- current_setting('superuser_reserved_connections')::int"
-    )
-    replicas = allowed // 23 + 1
+    """One replica more than the server has connections for: said at once, with the
+    arithmetic and what to do, instead of "too many clients" under load."""
+    free = await connections_free(db_url)
+    replicas = free // 23 + 1
     env = clean_env(CALLSCOPE_DATABASE_URL=db_url, CALLSCOPE_DATA_DIR=str(tmp_path / "data"))
     refused = await asyncio.to_thread(
         subprocess.run,
@@ -130,8 +127,11 @@ async def test_a_cluster_the_database_cannot_take_is_refused_before_anything_sta
         check=False,
     )
     assert refused.returncode == 2, refused.stderr
+    said = re.search(r"but the server takes (\d+) more", refused.stderr)
+    assert said is not None, refused.stderr
     assert (
         f"{replicas} API replicas x 23 + 1 worker x 5 may open {replicas * 23 + 5} database "
-        f"connections, but the server takes {allowed}"
+        f"connections (and {CONNECTIONS_SPARE} are kept spare)"
     ) in refused.stderr
+    assert int(said[1]) < replicas * 23 + 5 + CONNECTIONS_SPARE
     assert "load balancer" not in refused.stdout  # nothing was started

@@ -238,6 +238,8 @@ async def test_the_call_view_plays_each_track_and_shows_where_packets_were_dropp
         row = page.locator('tr[data-call-id="listen-1"]')
         async with worker_running(ai, flaky_mock(ai)):
             await expect(row.locator(".badge")).to_have_text("Archived", timeout=30_000)
+        if service_workers == "allow":  # registered at sign-in: in control before a call opens
+            await page.wait_for_function("navigator.serviceWorker.controller !== null")
         # Counts per track: in the live row's tooltips and in the call view.
         await expect(row.locator("td").nth(2)).to_have_attribute("title", "Caller: 90 · Agent: 100")
         await expect(row.locator("td").nth(3)).to_have_attribute("title", "Caller: 10 · Agent: 0")

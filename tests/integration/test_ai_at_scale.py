@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -230,7 +231,7 @@ async def test_while_the_provider_is_healthy_an_unlucky_call_is_retried_at_once(
     )
     lucky = [f"lucky-{n:02d}" for n in range(15)]
     await make_completed_calls(client, [*lucky, unlucky])
-    provider = _FailsFirst(flaky_mock(ai), failures={unlucky: failures})
+    provider = _FailsFirst(flaky_mock(ai), failures={unlucky: failures}, otherwise=0)
     async with worker_running(ai, provider):
         await wait_for_states(db, {"ARCHIVED"}, count=len(lucky) + 1, within=30)
     spent = await db.fetchrow(
@@ -269,21 +270,20 @@ async def test_a_supervisor_who_connects_during_an_outage_is_told_at_once(
 
 
 class _FailsFirst:
-    """Each call's first transcriptions fail (one, or as many as `failures` names for it);
-    everything after succeeds at once."""
+    """Each call's first transcriptions fail: as many as `failures` names for it, else
+    `otherwise`; everything after succeeds at once."""
 
-    def __init__(self, inner: AIProvider, *, failures: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, inner: AIProvider, *, failures: dict[str, int] | None = None, otherwise: int = 1
+    ) -> None:
         self._inner = inner
-        self._failures_left = failures
-        self._failed: set[str] = set()
+        self._failures = failures or {}
+        self._otherwise = otherwise
+        self._failed: Counter[str] = Counter()
 
     async def transcribe(self, call_id: str, audio: CallAudio) -> Transcript:
-        if self._failures_left is not None:
-            if self._failures_left.get(call_id, 0) > 0:
-                self._failures_left[call_id] -= 1
-                raise ProviderUnavailable("503 (scripted)")
-        elif call_id not in self._failed:
-            self._failed.add(call_id)
+        if self._failed[call_id] < self._failures.get(call_id, self._otherwise):
+            self._failed[call_id] += 1
             raise ProviderUnavailable("503 (scripted)")
         return await self._inner.transcribe(call_id, audio)
 

@@ -91,7 +91,8 @@ class TwilioStart(msgspec.Struct, tag_field="event", tag="start", rename="camel"
 
 
 class TwilioMedia(msgspec.Struct, tag_field="event", tag="media", rename="camel"):
-    """One frame: `chunk` is its sequence within its track, `payload` base64 μ-law."""
+    """One frame: `chunk` is its sequence within its track, `payload` its base64 audio in
+    the stream's `mediaFormat` (μ-law from Twilio)."""
 
     media: TwilioMediaDetails
     sequence_number: str = "0"

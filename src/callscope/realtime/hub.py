@@ -8,6 +8,9 @@ payload at a time, in commit order) and `flush_progress` (every `live_progress_i
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
+from typing import Final
 
 import structlog
 
@@ -20,17 +23,39 @@ from callscope.supervision import TaskContext
 
 log = structlog.get_logger(__name__)
 
+# How long a worker's word that its breaker is not closed holds. A breaker that holds calls
+# back changes state every few seconds (open, a probe, open again), and each change is told
+# again; a worker that crashed while degraded never says it closed.
+DEGRADED_FRESH_S: Final = 60.0
+
 
 class Hub:
-    def __init__(self, live: LiveRepository, *, max_queued: int) -> None:
+    def __init__(
+        self,
+        live: LiveRepository,
+        *,
+        max_queued: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._live = live
         self._max_queued = max_queued
+        self._clock = clock
         self._subscribers: set[Subscriber] = set()
         self._progress = ProgressCoalescer()
         self._incoming: asyncio.Queue[str] = asyncio.Queue()
         self.listener_connections = 0
-        # The latest `ai.provider` message of each worker whose breaker is not closed.
-        self.degraded_providers: dict[str, Outgoing] = {}
+        # The latest `ai.provider` message of each worker whose breaker is not closed, and
+        # when it came (`clock`).
+        self._degraded: dict[str, tuple[float, Outgoing]] = {}
+
+    def degraded_providers(self) -> list[Outgoing]:
+        """The latest `ai.provider` message of each worker that said within DEGRADED_FRESH_S
+        that its breaker is not closed."""
+        now = self._clock()
+        for worker, (at, _) in list(self._degraded.items()):
+            if now - at > DEGRADED_FRESH_S:
+                del self._degraded[worker]
+        return [message for _, message in self._degraded.values()]
 
     @property
     def subscribers(self) -> frozenset[Subscriber]:
@@ -73,9 +98,9 @@ class Hub:
             log.exception("ai_health_unreadable", payload=payload[:200])
             return
         if data["degraded"]:
-            self.degraded_providers[data["worker"]] = message
+            self._degraded[data["worker"]] = (self._clock(), message)
         else:
-            self.degraded_providers.pop(data["worker"], None)
+            self._degraded.pop(data["worker"], None)
         self.publish(message)
 
     def on_listener_connected(self) -> None:

@@ -260,5 +260,5 @@ class _Feed:
 
     async def _send_provider_health(self) -> None:
         """After a snapshot or a replay: each worker that finds the AI provider degraded."""
-        for message in list(self._hub.degraded_providers.values()):
+        for message in self._hub.degraded_providers():
             await self._send(message.text, message.type)

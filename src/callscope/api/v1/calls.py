@@ -173,7 +173,7 @@ async def call_audio(
             **BODY_ERRORS,
             **NOT_FOUND,
             422: "A field is invalid (`errors` says which), or `sequence_out_of_range`: "
-            "`final_sequence` is more than CALLSCOPE_MAX_SEQUENCE_JUMP ahead of the call's "
+            "`final_sequence` is more than CALLSCOPE_MAX_SEQUENCE_JUMP ahead of its track's "
             "highest sequence (0 without packets); nothing changed.",
             **UNAVAILABLE,
         }

@@ -26,7 +26,7 @@ _RESPONSES: Final = problem_responses(
         "`packet_size_invalid`: the audio is not whole samples of the call's format.",
         413: "The body, or the decoded audio (`packet_too_large`), is too large.",
         422: "The packet or call id is invalid, or `sequence_out_of_range`: the sequence is "
-        "more than CALLSCOPE_MAX_SEQUENCE_JUMP ahead of the call's highest sequence (counted "
+        "more than CALLSCOPE_MAX_SEQUENCE_JUMP ahead of its track's highest sequence (counted "
         "from 0 for a new call); nothing was stored.",
         503: "`ingest_overloaded` or `storage_unavailable`: retry after `Retry-After` seconds.",
     }

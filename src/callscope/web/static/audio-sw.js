@@ -37,9 +37,13 @@ async function askPage(clientId) {
   if (!client) return null;
   const channel = new MessageChannel();
   const answer = new Promise((resolve) => {
-    channel.port1.onmessage = (message) => resolve(message.data);
-    setTimeout(() => resolve(null), ASK_TIMEOUT_MS);
+    const timer = setTimeout(() => resolve(null), ASK_TIMEOUT_MS);
+    channel.port1.onmessage = (message) => { clearTimeout(timer); resolve(message.data); };
   });
   client.postMessage({ type: "token?" }, [channel.port2]);
-  return answer;
+  try {
+    return await answer;
+  } finally {
+    channel.port1.close();
+  }
 }

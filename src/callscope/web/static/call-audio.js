@@ -89,7 +89,11 @@ function renderTimeline(call, tracks) {
 }
 
 function releasePlayers() {
-  for (const audio of listening.players.values()) audio.pause();
+  for (const audio of listening.players.values()) {
+    audio.pause();
+    audio.removeAttribute("src");  // stop streaming it
+    audio.load();
+  }
   for (const url of listening.urls) URL.revokeObjectURL(url);
   listening = { callId: null, key: null, urls: [], players: new Map() };
 }
@@ -118,7 +122,9 @@ function loadPlayers(call, tracks, key) {
     audioStreams().then(async (streamed) => {
       if (listening !== mine) return;
       if (streamed) {
-        audio.addEventListener("error", () => failed(audio.error?.message || "no answer"));
+        audio.addEventListener("error", async () => {
+          failed(await problemOf(path) ?? (audio.error?.message || "no answer"));
+        });
         audio.src = path;
         return;
       }
@@ -127,6 +133,19 @@ function loadPlayers(call, tracks, key) {
     }).catch((error) => failed(error.message));
     return figure;
   }));
+}
+
+// Why the audio route refused a player (its problem's detail), asked for one byte of it.
+async function problemOf(path) {
+  try {
+    const headers = { Authorization: `Bearer ${token()}`, Range: "bytes=0-0" };
+    const response = await fetch(path, { headers });
+    if (response.ok) return null;
+    const problem = await response.json().catch(() => null);
+    return problem?.detail ?? `${response.status} ${response.statusText}`;
+  } catch {
+    return null;
+  }
 }
 
 function audioPath(callId, track) {
@@ -144,7 +163,10 @@ function audioStreams() {
     return streaming;
   }
   navigator.serviceWorker.addEventListener("message", (message) => {
-    if (message.data?.type === "token?" && message.ports[0]) message.ports[0].postMessage(token());
+    const ours = message.source?.scriptURL?.endsWith("/dashboard/audio-sw.js");
+    if (ours && message.data?.type === "token?" && message.ports[0]) {
+      message.ports[0].postMessage(token());
+    }
   });
   const controlled = () => navigator.serviceWorker.controller !== null;
   const registered = navigator.serviceWorker.register("/dashboard/audio-sw.js", { scope: "/dashboard" })

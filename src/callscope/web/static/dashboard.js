@@ -13,7 +13,10 @@ const REFUSED = { 4401: "That token is not valid.", 4403: "That is not a supervi
 
 const calls = new Map();       // call_id → call summary (CallSummary in /asyncapi.json)
 const rows = new Map();        // call_id → <tr>
-const degraded = new Map();    // worker → its latest ai.provider data, while not closed
+const degraded = new Map();    // worker → when its latest ai.provider (not closed) came
+// As the server's DEGRADED_FRESH_S: a degraded worker says so again every few seconds, and one
+// that crashed never says it closed.
+const DEGRADED_FRESH_MS = 60000;
 let lastEventId = null;        // resume point for ?since=
 let socket = null;
 let retryDelay = 500;
@@ -78,8 +81,9 @@ function handle(message) {
     case "ping":
       return;
     case "ai.provider":
-      if (message.data.degraded) degraded.set(message.data.worker, message.data);
-      else degraded.delete(message.data.worker);
+      if (message.data.degraded) {
+        degraded.set(message.data.worker, { data: message.data, at: Date.now() });
+      } else degraded.delete(message.data.worker);
       break;
     case "call.progress":
       for (const entry of message.data.calls) {
@@ -164,10 +168,13 @@ function render() {
 }
 
 function renderProviderHealth() {
+  for (const [worker, { at }] of degraded) {
+    if (Date.now() - at > DEGRADED_FRESH_MS) degraded.delete(worker);
+  }
   const notice = $("ai-degraded");
   notice.hidden = degraded.size === 0;
   if (degraded.size === 0) return;
-  const worst = Math.max(...[...degraded.values()].map((data) => data.failure_rate));
+  const worst = Math.max(...[...degraded.values()].map(({ data }) => data.failure_rate));
   const workers = degraded.size === 1 ? "1 worker" : `${degraded.size} workers`;
   notice.textContent = `AI provider degraded: ${workers} held back its calls `
     + `(${Math.round(worst * 100)} % of recent provider calls failed). `
@@ -336,6 +343,8 @@ function start() {
   $("sign-out").hidden = false;
   renderTotals();
   connect();
+  audioStreams();  // call-audio.js: ready before the first call is opened
+  setInterval(renderProviderHealth, DEGRADED_FRESH_MS / 6);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
