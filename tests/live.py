@@ -54,6 +54,7 @@ async def served(settings: Settings, *, send_buffer: int | None = None) -> Async
     server.lifespan = config.lifespan_class(config)
     await server.startup(sockets=[listening])
     if not server.started:
+        listening.close()
         raise RuntimeError("the test server did not start; its log says why")
     await server.on_tick(0)  # the loop's first tick: the default headers (date, server)
     try:
