@@ -37,22 +37,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import asyncpg
 import psutil
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from tests.database import admin_url, database_url
 from tests.e2e.processes import clean_env, free_port
+from tests.otlp import otlp_receiver
 
 from callscope.answering import wait_answering
 from callscope.db.admin import drop_database, ensure_database
@@ -117,39 +113,6 @@ def server_process(
         finally:
             process.terminate()
             process.wait(timeout=30)
-
-
-class StubCollector(BaseHTTPRequestHandler):
-    """Accepts OTLP/HTTP exports, so tracing costs what it costs, and counts them and their
-    spans by name (the collector runs in this script's process, not the servers')."""
-
-    protocol_version = "HTTP/1.1"  # keeps the exporter's connection open, as a collector does
-    exports = 0
-    spans: ClassVar[Counter[str]] = Counter()  # by name
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        type(self).exports += 1
-        for resource in ExportTraceServiceRequest.FromString(body).resource_spans:
-            for scope in resource.scope_spans:
-                type(self).spans.update(span.name for span in scope.spans)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-@contextmanager
-def stub_collector() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), StubCollector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -406,14 +369,14 @@ def main() -> int:
     with ExitStack() as stack:
         url = bench_database(stack)
         env = base_server_env(url)
-        collector = stack.enter_context(stub_collector())
+        collector = stack.enter_context(otlp_receiver())
         servers = [BASELINE, CONTROL, *(SPLIT if args.split else ()), OBSERVED]
         ports = {"bare": free_port()} | {target.name: free_port() for target in servers}
         bases = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         processes = {
             "bare": server_process(
                 [sys.executable, "-m", "benchmarks.bare_app", "--port", str(ports["bare"])],
-                {**server_env(env, BASELINE, collector), "PYTHONPATH": str(HERE.parent)},
+                {**server_env(env, BASELINE, collector.url), "PYTHONPATH": str(HERE.parent)},
                 "bare",
                 ready=f"{bases['bare']}/docs",
             ),
@@ -421,7 +384,7 @@ def main() -> int:
         for target in servers:
             processes[target.name] = server_process(
                 [sys.executable, "-m", "callscope", "serve", "--port", str(ports[target.name])],
-                server_env(env, target, collector),
+                server_env(env, target, collector.url),
                 target.name,
                 ready=f"{bases[target.name]}/readyz",
             )
@@ -460,10 +423,11 @@ def main() -> int:
                     note(baseline, n)
                     note(measured, n)
         _print(alone, pairs, variants)
+        spans = collector.span_names()
         print(
             "spans exported by the traced targets to the stub collector: "
-            f"{StubCollector.exports} posts, {sum(StubCollector.spans.values())} spans: "
-            + ", ".join(f"{n} {name}" for name, n in StubCollector.spans.most_common())
+            f"{len(collector.requests)} posts, {spans.total()} spans: "
+            + ", ".join(f"{n} {name}" for name, n in spans.most_common())
         )
         time.sleep(1)
         stored = asyncio.run(_count_packets(url))

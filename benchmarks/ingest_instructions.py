@@ -45,20 +45,19 @@ from pathlib import Path
 
 import asyncpg
 from tests.e2e.processes import free_port
+from tests.otlp import OtlpReceiver, otlp_receiver
 
 from benchmarks.ingest import (
     BASELINE,
     COST_TARGET,
     OBSERVED,
     SPLIT,
-    StubCollector,
     Target,
     base_server_env,
     bench_database,
     server_env,
     server_process,
     start_wrk,
-    stub_collector,
     wrk_result,
 )
 from callscope.settings import asyncpg_dsn
@@ -115,7 +114,13 @@ def dumped_counts(out: Path) -> dict[tuple[int, int], int]:
 
 
 def _count(
-    target: Target, url: str, env: dict[str, str], collector: str, *, seconds: int, workdir: Path
+    target: Target,
+    url: str,
+    env: dict[str, str],
+    collector: OtlpReceiver,
+    *,
+    seconds: int,
+    workdir: Path,
 ) -> Count:
     out = workdir / f"{target.name}-{uuid.uuid4().hex[:6]}.out"
     port = free_port()
@@ -129,13 +134,13 @@ def _count(
         sys.executable,
         *("-m", "callscope", "serve", "--port", str(port)),
     ]
-    environment = server_env(env, target, collector)
+    environment = server_env(env, target, collector.url)
     name = f"cg-{target.name}"
     with server_process(args, environment, name, ready=f"{base}/readyz", timeout=600) as server:
         load = {"connections": CONNECTIONS, "calls": CALLS}
         wrk_result(start_wrk(base, seconds=WARMUP_SECONDS, prefix=f"w{out.stem}", **load))
         time.sleep(EXPORT_DELAY_SECONDS + 1)  # the warm-up's spans go before counting
-        spans_before = sum(StubCollector.spans.values())
+        spans_before = collector.span_names().total()
         commits_before = asyncio.run(_commits(url))
         _callgrind(server.pid, "--instr=on")
         raw = wrk_result(start_wrk(base, seconds=seconds, prefix=f"m{out.stem}", **load))
@@ -144,7 +149,7 @@ def _count(
         time.sleep(idle_seconds)
         _callgrind(server.pid, "--dump=idle")
         _callgrind(server.pid, "--instr=off")
-        spans = sum(StubCollector.spans.values()) - spans_before
+        spans = collector.span_names().total() - spans_before
         commits = asyncio.run(_commits(url)) - commits_before
     counted = dumped_counts(out)
     window = raw["duration_us"] / 1e6
@@ -212,7 +217,7 @@ def main() -> int:
     with ExitStack() as stack:
         url = bench_database(stack)
         env = base_server_env(url)
-        collector = stack.enter_context(stub_collector())
+        collector = stack.enter_context(otlp_receiver())
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="callgrind-")))
         counts: list[Count] = []
         print(_HEADER)

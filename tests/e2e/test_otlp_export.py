@@ -1,60 +1,27 @@
 """Traces as an operator turns them on: the standard OTEL_* variables make `callscope serve`
 export its spans over OTLP/HTTP, here to a receiver that decodes what a collector would get."""
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from tests.e2e.processes import callscope_process, clean_env, free_port, wait_ready
 from tests.factories import packet_body
+from tests.otlp import otlp_receiver
 
 pytestmark = pytest.mark.usefixtures("db")
-
-
-@contextmanager
-def otlp_receiver() -> Iterator[tuple[str, list[ExportTraceServiceRequest]]]:
-    """An OTLP/HTTP endpoint on a free port (its base URL), and the export requests it got."""
-    received: list[ExportTraceServiceRequest] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            if self.path == "/v1/traces":
-                received.append(ExportTraceServiceRequest.FromString(body))
-            self.send_response(200 if self.path == "/v1/traces" else 404)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_args: object) -> None:  # quiet
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def test_the_standard_otel_variables_export_spans_over_otlp(db_url: str, tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with otlp_receiver() as (endpoint, received):
+    with otlp_receiver() as receiver:
         env = clean_env(
             CALLSCOPE_DATABASE_URL=db_url,
             CALLSCOPE_INGEST_TOKENS="pbx",
             CALLSCOPE_SUPERVISOR_TOKENS="sup",
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
             OTEL_SERVICE_NAME="callscope-under-test",
             OTEL_BSP_SCHEDULE_DELAY="100",  # ms: export soon, not after the default 5 s
         )
@@ -71,7 +38,7 @@ def test_the_standard_otel_variables_export_spans_over_otlp(db_url: str, tmp_pat
         assert process.returncode == 0, log.read_text()[-2000:]  # its shutdown flushed the spans
     spans = {
         span.name: (resource_spans.resource, span)
-        for request in received
+        for request in receiver.requests
         for resource_spans in request.resource_spans
         for scope_spans in resource_spans.scope_spans
         for span in scope_spans.spans
