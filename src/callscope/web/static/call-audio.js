@@ -1,6 +1,6 @@
 // callscope dashboard, the call view's "Listen" part: a timeline strip (received audio,
 // missing packets, transcript segments) above one player per track. Loaded before
-// dashboard.js, whose helpers ($, token, SPEAKERS) it uses when called. Plain DOM; every
+// dashboard.js, whose helpers ($, token, refusal, SPEAKERS) it uses when called. Plain DOM; every
 // value from the server is set as text.
 "use strict";
 
@@ -140,9 +140,7 @@ async function problemOf(path) {
   try {
     const headers = { Authorization: `Bearer ${token()}`, Range: "bytes=0-0" };
     const response = await fetch(path, { headers });
-    if (response.ok) return null;
-    const problem = await response.json().catch(() => null);
-    return problem?.detail ?? `${response.status} ${response.statusText}`;
+    return response.ok ? null : await refusal(response);
   } catch {
     return null;
   }
@@ -182,10 +180,7 @@ function audioStreams() {
 
 async function fetchAudio(path, mine) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
-  if (!response.ok) {
-    const problem = await response.json().catch(() => null);
-    throw new Error(problem?.detail ?? `${response.status} ${response.statusText}`);
-  }
+  if (!response.ok) throw new Error(await refusal(response));
   const blob = await response.blob();
   if (listening !== mine) return null;  // another call (or a newer load) took the players
   const url = URL.createObjectURL(blob);

@@ -254,12 +254,14 @@ function clock(iso) {
 
 async function api(path) {
   const response = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
-  if (!response.ok) {
-    const problem = await response.json().catch(() => null);
-    throw new Error(problem?.errors?.[0]?.msg ?? problem?.detail
-      ?? `${response.status} ${response.statusText}`);
-  }
+  if (!response.ok) throw new Error(await refusal(response));
   return response.json();
+}
+
+// What a refused request's problem+json says (its first field error, else its detail).
+async function refusal(response) {
+  const problem = await response.json().catch(() => null);
+  return problem?.errors?.[0]?.msg ?? problem?.detail ?? `${response.status} ${response.statusText}`;
 }
 
 function select(id) {
